@@ -1,0 +1,59 @@
+# The README's commands. Each one sets up what it needs on a fresh machine that has only Python.
+#   make test                 create .venv (first run), then run the test suite
+#   make book                 create .venv (first run), execute every chapter (cpu profile), build _build/html
+#   make book PROFILE=gpu     the same with the full reproduction profile
+#   make clean                remove builds (keeps .venv); make distclean also removes .venv
+PYTHON  ?= python3
+VENV    ?= .venv
+# The CPU build of torch by default; CUDA users pass e.g. make TORCH='torch==2.13.0' TORCH_ARGS='--index-url ...'
+# or create .venv themselves with torch already installed (then set-up leaves it alone).
+TORCH      ?= torch==2.13.0
+TORCH_ARGS ?=
+PROFILE ?= cpu
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.pgsound-installed
+
+.PHONY: test book lint clean distclean venv
+
+venv: $(STAMP)
+
+# The stamp depends on pyproject.toml: a second run skips set-up unless the dependencies changed.
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version))"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --upgrade pip
+	@if $(PY) -c "import torch" 2>/dev/null; then \
+		echo "==> torch $$($(PY) -c 'import torch; print(torch.__version__)') already installed, keeping it"; \
+	else \
+		echo "==> installing $(TORCH) (a few minutes the first time)"; \
+		$(PY) -m pip install $(TORCH_ARGS) "$(TORCH)"; \
+	fi
+	@echo "==> installing pgsound with extras book, test, dev"
+	@$(PY) -m pip install -e '.[book,test,dev]'
+	@touch $(STAMP)
+	@echo "==> set-up done: $(VENV) ($$($(PY) -c 'import torch; print("torch", torch.__version__)'))"
+
+test: $(STAMP)
+	@echo "==> running the test suite (unit tests, then every chapter under PGSOUND_PROFILE=smoke)"
+	$(PY) -m pytest -v --durations=15
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pgsound tests benchmarks
+
+book: $(STAMP)
+	@echo "==> executing every chapter under PGSOUND_PROFILE=$(PROFILE) and building _build/html"
+	@rm -rf _build/html/reports
+	@# One execution cache per profile: the cache does not know PGSOUND_PROFILE.
+	@mkdir -p _build/.jupyter_cache-$(PROFILE) && rm -rf _build/.jupyter_cache && ln -s .jupyter_cache-$(PROFILE) _build/.jupyter_cache
+	PGSOUND_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . --all --path-output . --builder html
+	@if [ -d _build/html/reports ] && [ -n "$$(find _build/html/reports -name '*.log')" ]; then \
+		echo "==> a chapter raised; its traceback:"; find _build/html/reports -name '*.log' -exec cat {} +; exit 1; \
+	fi
+	@echo "==> book written to _build/html/index.html"
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache runs-smoke
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

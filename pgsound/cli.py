@@ -1,0 +1,51 @@
+"""The ``pgsound`` command line: one subcommand module per job under ``pgsound/commands/``.
+
+Each module there has ``register(subparsers)``, which adds its parser(s) and sets ``func`` to the function
+that runs the command. Heavy imports happen inside those functions so that ``pgsound --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# The order here is the order of ``pgsound --help``: the path of the data through the package.
+COMMAND_MODULES: tuple[str, ...] = (
+    "pgsound.commands.info",
+)
+
+
+class CommandError(Exception):
+    """A user-facing error: printed as ``pgsound: error: ...`` with exit status 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgsound",
+        description="Progressive Growing of GANs for sound: prepare data, train, generate, evaluate.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.func(args)
+    except (CommandError, FileNotFoundError, ValueError) as error:
+        print(f"pgsound {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pgsound {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of ``pgsound``; see ``pgsound.cli``."""

@@ -1,0 +1,44 @@
+"""``pgsound info``: versions, the torch device, threads and the profile."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("info", help="print versions, the torch device, threads and the profile")
+    parser.set_defaults(func=run)
+
+
+def info_lines() -> list[str]:
+    import numpy
+    import torch
+
+    import pgsound
+    from pgsound.device import default_device, describe_device
+    from pgsound.profile import ENV_VAR, current_profile
+
+    lines = [
+        f"pgsound   {pgsound.__version__}",
+        f"python    {platform.python_version()} ({platform.machine()})",
+        f"torch     {torch.__version__} (CUDA {torch.version.cuda or 'none'})",
+        f"numpy     {numpy.__version__}",
+    ]
+    for module in ("librosa", "soundfile", "h5py"):
+        try:
+            version = __import__(module).__version__
+        except ImportError:
+            version = "not installed"
+        lines.append(f"{module:<9} {version}")
+    lines += [
+        f"device    {describe_device(default_device())}",
+        f"threads   {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op",
+        f"profile   {current_profile()} (set {ENV_VAR} to smoke, cpu or gpu)",
+    ]
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    print("\n".join(info_lines()))
+    return 0

@@ -1,0 +1,113 @@
+"""Inline media for the chapters: audio players and image grids (book: Introduction).
+
+Audio is embedded with ``normalize=False`` so that loudness can be compared between clips; a clip whose peak
+exceeds 1 is scaled down (and says so) rather than clipped.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+DEFAULT_MAX_SECONDS = 6.0
+
+
+def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def prepare_clip(audio: np.ndarray | torch.Tensor, max_seconds: float, sample_rate: int) -> np.ndarray:
+    """Mono float32 clip, cut to ``max_seconds``, scaled down only if its peak exceeds 1."""
+    clip = _as_numpy(audio).squeeze()
+    if clip.ndim != 1:
+        raise ValueError(f"expected a mono clip (one dimension after squeeze), got shape {clip.shape}")
+    if not np.all(np.isfinite(clip)):
+        raise ValueError("the audio clip contains NaN or Inf samples")
+    clip = clip[: int(max_seconds * sample_rate)]
+    peak = float(np.abs(clip).max()) if clip.size else 0.0
+    return clip / peak if peak > 1.0 else clip
+
+
+def audio(
+    clip: np.ndarray | torch.Tensor, sample_rate: int = 16000, max_seconds: float = DEFAULT_MAX_SECONDS
+):
+    """An ``IPython.display.Audio`` player for one clip (not normalised, at most ``max_seconds`` long)."""
+    from IPython.display import Audio
+
+    return Audio(prepare_clip(clip, max_seconds, sample_rate), rate=sample_rate, normalize=False)
+
+
+def audio_table(
+    clips: Mapping[str, np.ndarray | torch.Tensor],
+    sample_rate: int = 16000,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    columns: int = 4,
+):
+    """Several clips side by side in one HTML table, each under its title.
+
+    Returns an ``IPython.display.HTML`` object; in the static book the players still work.
+    """
+    from IPython.display import HTML
+
+    cells = []
+    for title, clip in clips.items():
+        player = audio(clip, sample_rate, max_seconds)._repr_html_().strip()
+        cells.append(
+            f'<td style="text-align:center;padding:4px"><b>{html.escape(str(title))}</b><br>{player}</td>'
+        )
+    rows = ["<tr>" + "".join(cells[i : i + columns]) + "</tr>" for i in range(0, len(cells), columns)]
+    return HTML('<table style="border:none">' + "".join(rows) + "</table>")
+
+
+def image_grid(
+    images: np.ndarray | torch.Tensor | Sequence[np.ndarray],
+    columns: int | None = None,
+    titles: Sequence[str] | None = None,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+    cmap: str = "magma",
+    cell_size: float = 1.6,
+    origin: str = "upper",
+    suptitle: str | None = None,
+):
+    """Show a batch of images (N, C, H, W) or (N, H, W) in a grid; returns the matplotlib figure.
+
+    One channel is drawn with ``cmap`` (spectrograms: pass ``origin="lower"`` so low frequencies sit at the
+    bottom); three channels are drawn as RGB. Values are mapped from ``value_range`` to the colour range.
+    """
+    import matplotlib.pyplot as plt
+
+    batch = _as_numpy(images) if not isinstance(images, Sequence) else np.stack([_as_numpy(i) for i in images])
+    if batch.ndim == 3:
+        batch = batch[:, None]
+    if batch.ndim != 4 or batch.shape[1] not in (1, 3):
+        raise ValueError(f"expected images of shape (N, 1|3, H, W) or (N, H, W), got {batch.shape}")
+    n = batch.shape[0]
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"got {len(titles)} titles for {n} images")
+    columns = columns or min(n, 8)
+    rows = -(-n // columns)
+    aspect = batch.shape[3] / batch.shape[2]
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(cell_size * columns * min(aspect, 3), cell_size * rows), squeeze=False
+    )
+    lo, hi = value_range
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = np.clip((batch[i] - lo) / (hi - lo), 0.0, 1.0)
+        if img.shape[0] == 1:
+            ax.imshow(img[0], cmap=cmap, vmin=0, vmax=1, origin=origin, aspect="auto", interpolation="nearest")
+        else:
+            ax.imshow(img.transpose(1, 2, 0), origin=origin, interpolation="nearest")
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,17 @@
+"""Shared test set-up: every test runs under the smoke profile, seeded, with one thread per op pool."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("PGSOUND_PROFILE", "smoke")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    from pgsound.device import seed_everything
+
+    seed_everything(0)
