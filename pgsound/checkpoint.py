@@ -1,0 +1,58 @@
+"""Checkpoints: plain state dicts, written atomically, read with ``weights_only=True`` (book: chapter 7).
+
+A checkpoint is a dict of tensors, numbers, strings and nested dicts only: no pickled classes, so it loads
+across versions and cannot run code. Writes go to a temporary file in the same folder and are renamed into
+place, so a crash mid-write never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "pgsound-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is truncated, corrupt or not ours; the message names the file."""
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` (plus the format tag) atomically to ``path``. (book: chapter 7)"""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint``; anything else raises ``CheckpointError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(
+            f"{path} is not a readable pgsound checkpoint (truncated or corrupt?): {type(error).__name__}: {error}"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a pgsound checkpoint (no '{FORMAT}' format tag)")
+    if state.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {state.get('version')}, this pgsound reads {VERSION}")
+    return state

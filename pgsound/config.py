@@ -1,0 +1,230 @@
+"""Typed training configuration: presets in YAML, overrides from the command line (book: chapter 7).
+
+A run is described by one ``TrainConfig``: nested dataclasses whose fields are the only valid keys. Presets
+live in ``pgsound/presets/NAME.yaml`` and hold only what differs from the defaults here. Overrides use
+dotted keys (``--set g.fmap_max=256``); an unknown key or a value of the wrong type is an error that names
+the closest valid keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pgsound.schedule import ScheduleConfig
+
+PRESET_DIR = Path(__file__).with_name("presets")
+
+
+@dataclass
+class NetworkConfig:
+    """Widths of G or D: ``nf(stage) = min(fmap_base / 2**(stage * fmap_decay), fmap_max)``."""
+
+    fmap_base: int = 8192
+    fmap_decay: float = 1.0
+    fmap_max: int = 512
+
+
+@dataclass
+class LossConfig:
+    """WGAN-GP as in the paper, or the non-saturating logistic loss with R1 (``kind: logistic``)."""
+
+    kind: str = "wgan-gp"
+    gp_lambda: float = 10.0
+    gp_target: float = 1.0  # gamma, NVIDIA's iwass_target
+    drift: float = 0.001  # epsilon, NVIDIA's iwass_epsilon
+    r1_gamma: float = 10.0  # only for kind: logistic
+    label_weight: float = 1.0  # AC-GAN label term, only with labels
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("wgan-gp", "logistic"):
+            raise ValueError(f"loss.kind must be 'wgan-gp' or 'logistic', got {self.kind!r}")
+
+
+@dataclass
+class OptimizerConfig:
+    """Adam for both networks (paper: lr from the schedule, betas (0, 0.99), eps 1e-8)."""
+
+    beta1: float = 0.0
+    beta2: float = 0.99
+    eps: float = 1e-8
+    reset_on_growth: bool = False  # the TF port resets Adam's state when a new level starts
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs besides the data file."""
+
+    seed: int = 0
+    latent_size: int | None = None  # None: nf(0), 512 with the paper's widths
+    base_shape: tuple[int, int] = (4, 4)
+    conditional: bool = False  # one-hot labels into G, AC-GAN label outputs in D
+    mirror_augment: bool = False
+    g: NetworkConfig = field(default_factory=NetworkConfig)
+    d: NetworkConfig = field(default_factory=NetworkConfig)
+    g_first_gain_tf: bool = True  # sqrt(2)/4 on G's first dense layer, as the TF port
+    mbstd_group_size: int = 4
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    ema_beta: float = 0.999  # generator EMA (Gs) per step, as in the paper
+    # Outputs, counted in ticks (one tick = schedule.tick_kimg images).
+    samples_every_ticks: int = 1
+    checkpoint_every_ticks: int = 1
+    keep_checkpoints: int = 3
+    milestone_every_kimg: float = 500.0
+    metrics: list[str] = field(default_factory=list)
+    metrics_every_ticks: int = 0
+    metrics_images: int = 1024
+    sample_grid: tuple[int, int] = (4, 4)
+    # Speed: applied only on CUDA; on the CPU training runs in float32 eager.
+    precision: str = "bf16"  # bf16 autocast or fp32
+    channels_last: bool = True
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("bf16", "fp32"):
+            raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts, lists and numbers (YAML-, JSON- and weights_only-safe)."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build and validate a config; unknown keys and wrong types raise ``ValueError``."""
+        return _build(cls, data, prefix="")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def all_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of a config class, e.g. ``schedule.lod_training_kimg``."""
+    keys = []
+    for f in dataclasses.fields(cls):
+        inner = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(inner):
+            keys += all_keys(inner, f"{prefix}{f.name}.")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _unknown_key_error(key: str) -> ValueError:
+    close = difflib.get_close_matches(key, all_keys(), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see pgsound/config.py for the valid keys"
+    return ValueError(f"unknown config key {key!r}{hint}")
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    """Check ``value`` against a type hint, converting where it is lossless (int -> float, list -> tuple)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arg, key)
+            except ValueError as error:
+                errors.append(str(error))
+        raise ValueError(errors[0])
+    expected = origin or hint
+    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if expected in (bool, str) and isinstance(value, expected):
+        return value
+    if expected in (tuple, list) and isinstance(value, (list, tuple)):
+        item_hints = args if expected is tuple and Ellipsis not in args else [args[0] if args else Any] * len(value)
+        if expected is tuple and len(item_hints) != len(value):
+            raise ValueError(f"{key} expects {len(item_hints)} values, got {list(value)!r}")
+        items = [v if h is Any else _convert(v, h, f"{key}[{i}]") for i, (v, h) in enumerate(zip(value, item_hints))]
+        return tuple(items) if expected is tuple else items
+    if expected is dict and isinstance(value, dict):
+        key_hint, value_hint = args
+        return {_convert(k, key_hint, f"{key} key"): _convert(v, value_hint, f"{key}[{k}]") for k, v in value.items()}
+    name = getattr(expected, "__name__", str(expected))
+    raise ValueError(f"{key} expects {name}, got {value!r} ({type(value).__name__})")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise _unknown_key_error(prefix + key)
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _convert(value, hint, prefix + key)
+    try:
+        return cls(**kwargs)
+    except ValueError as error:
+        raise ValueError(f"{prefix.rstrip('.') or 'config'}: {error}") from None
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The raw mapping of a preset file (only what differs from the defaults)."""
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.exists():
+        close = difflib.get_close_matches(name, preset_names(), n=3, cutoff=0.4)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(preset_names())}{hint}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply ``key.sub=value`` to a nested mapping; the value is parsed as YAML (``3``, ``1e-3``, ``[4, 8]``)."""
+    key, sep, raw = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"override {assignment!r} must look like key=value, e.g. schedule.total_kimg=100")
+    if key not in all_keys():
+        raise _unknown_key_error(key)
+    node = data
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = yaml.safe_load(raw)
+
+
+def resolve_config(preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Defaults, then the preset, then each ``key=value`` override, validated.
+
+    (book: chapter 7, The training loop)
+    """
+    data = load_preset(preset) if preset else {}
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return TrainConfig.from_dict(data)
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    return TrainConfig.from_dict(yaml.safe_load(Path(path).read_text()) or {})

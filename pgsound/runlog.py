@@ -1,0 +1,80 @@
+"""What a run writes as it trains: the tick line, a JSON-lines log and TensorBoard (book: chapter 7).
+
+One tick is a fixed number of images shown. At the end of each tick the loop reads its statistics from the
+device once and hands them here; nothing in this module runs per step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class RunLog:
+    """Appends one JSON object per tick to ``log.jsonl`` and mirrors scalars to TensorBoard when installed."""
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl_path = self.run_dir / "log.jsonl"
+        self.text_path = self.run_dir / "log.txt"
+        self._writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional
+                self._writer = None
+
+    def tick(self, record: dict[str, Any]) -> str:
+        """Write one tick's record; returns the human-readable tick line (also appended to log.txt)."""
+        record = {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in record.items()}
+        with self.jsonl_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        line = format_tick(record)
+        with self.text_path.open("a") as f:
+            f.write(line + "\n")
+        if self._writer is not None:
+            step = int(round(record["kimg"] * 1000))
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    self._writer.add_scalar(key, value, step)
+            self._writer.flush()
+        return line
+
+    def image(self, tag: str, image_hwc: np.ndarray, kimg: float) -> None:
+        if self._writer is not None:
+            self._writer.add_image(tag, image_hwc, int(round(kimg * 1000)), dataformats="HWC")
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def format_tick(record: dict[str, Any]) -> str:
+    """``tick 12  kimg 48.0  level 3 (32x32)  alpha 0.500  batch 16  ...``"""
+    parts = [
+        f"tick {record['tick']:<4d}",
+        f"kimg {record['kimg']:<8.1f}",
+        f"level {record['level']} ({record['resolution']})",
+        f"alpha {record['alpha']:.3f}",
+        f"batch {record['batch']:<3d}",
+        f"loss_d {record['loss_d']:+.3f}",
+        f"loss_g {record['loss_g']:+.3f}",
+        f"gp {record['penalty']:.3f}",
+        f"sec/kimg {record['sec_per_kimg']:.2f}",
+    ]
+    if record.get("peak_mem_gb") is not None:
+        parts.append(f"mem {record['peak_mem_gb']:.2f} GB")
+    return "  ".join(parts)
+
+
+def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
+    """All tick records of a run, in order (for plots: ``[r['loss_d'] for r in read_log(run)]``)."""
+    path = Path(run_dir) / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

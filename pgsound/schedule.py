@@ -1,0 +1,108 @@
+"""The growth schedule as a pure function of images shown (book: chapter 6, Growing).
+
+Everything that changes over a run (the level being trained, the fade-in ``alpha``, the minibatch size, the
+learning rate, the tick length) is computed from ``images_shown`` alone. That is what makes resume exact:
+a resumed run only needs the count of images it has shown.
+
+Phases follow NVIDIA's reference code: the base level trains for ``lod_training_kimg``; then every new level
+fades in over ``lod_transition_kimg`` (alpha from 0 to 1) and stabilises for ``lod_training_kimg``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ScheduleConfig:
+    """Schedule settings. Tables are keyed by resolution: the larger side of a level's image, in pixels."""
+
+    total_kimg: float = 2000.0
+    lod_training_kimg: float = 150.0
+    lod_transition_kimg: float = 150.0
+    # None: progressive growing. An integer: train only that level, alpha = 1 (a fixed-resolution GAN).
+    fixed_level: int | None = None
+    minibatch_default: int = 16
+    minibatch: dict[int, int] = field(default_factory=dict)
+    lr_default: float = 1e-3
+    lr: dict[int, float] = field(default_factory=dict)
+    # Theano branch: lr multiplied by exp(-5 (1 - t)^2) over the first lr_rampup_kimg; 0 turns it off.
+    lr_rampup_kimg: float = 0.0
+    tick_kimg_default: float = 160.0
+    tick_kimg: dict[int, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.lod_training_kimg <= 0:
+            raise ValueError(f"lod_training_kimg must be positive, got {self.lod_training_kimg}")
+        if self.lod_transition_kimg < 0:
+            raise ValueError(f"lod_transition_kimg must be >= 0, got {self.lod_transition_kimg}")
+        if self.total_kimg <= 0:
+            raise ValueError(f"total_kimg must be positive, got {self.total_kimg}")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Where a run stands after ``images_shown`` images."""
+
+    level: int  # 0 = the base (4x4); level k has 2**k times the base's side
+    alpha: float  # fade-in of ``level``: 0 = only the level below, 1 = fully in
+    resolution: int  # the larger side of the level's images
+    batch_size: int
+    lr: float
+    tick_kimg: float
+    fading: bool  # True while alpha < 1
+
+
+def level_resolution(level: int, base_shape: tuple[int, int]) -> tuple[int, int]:
+    """(H, W) of ``level`` for a base shape such as (4, 4) or (2, 16)."""
+    return base_shape[0] * 2**level, base_shape[1] * 2**level
+
+
+def lod_progress(images_shown: int, config: ScheduleConfig, max_level: int) -> float:
+    """The continuous level: 2.0 is level 2 fully in, 2.25 is level 3 faded in by a quarter.
+
+    ``max_level`` caps it at the last level of the networks and the data.
+    """
+    if config.fixed_level is not None:
+        if not 0 <= config.fixed_level <= max_level:
+            raise ValueError(f"fixed_level {config.fixed_level} is outside the levels 0..{max_level}")
+        return float(config.fixed_level)
+    kimg = images_shown / 1000.0
+    phase_kimg = config.lod_training_kimg + config.lod_transition_kimg
+    phase_index = math.floor(kimg / phase_kimg)
+    into_phase = kimg - phase_index * phase_kimg
+    fade = into_phase - config.lod_training_kimg
+    progress = phase_index + (min(max(fade / config.lod_transition_kimg, 0.0), 1.0) if fade > 0 else 0.0)
+    return min(progress, float(max_level))
+
+
+def phase_at(images_shown: int, config: ScheduleConfig, max_level: int, base_shape: tuple[int, int]) -> Phase:
+    """The level, alpha, minibatch, learning rate and tick length after ``images_shown`` images.
+
+    (book: chapter 6, Growing)
+    """
+    progress = lod_progress(images_shown, config, max_level)
+    level = math.ceil(progress)
+    alpha = 1.0 - (level - progress)
+    resolution = max(level_resolution(level, base_shape))
+    lr = config.lr.get(resolution, config.lr_default)
+    if config.lr_rampup_kimg > 0:
+        t = min(images_shown / 1000.0 / config.lr_rampup_kimg, 1.0)
+        lr *= math.exp(-5.0 * (1.0 - t) ** 2)
+    return Phase(
+        level=level,
+        alpha=alpha,
+        resolution=resolution,
+        batch_size=config.minibatch.get(resolution, config.minibatch_default),
+        lr=lr,
+        tick_kimg=config.tick_kimg.get(resolution, config.tick_kimg_default),
+        fading=alpha < 1.0,
+    )
+
+
+def kimg_to_reach(level: int, config: ScheduleConfig) -> float:
+    """kimg at which ``level`` has faded in fully (the start of its stabilisation phase)."""
+    if level == 0:
+        return 0.0
+    return level * (config.lod_training_kimg + config.lod_transition_kimg)

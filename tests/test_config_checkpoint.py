@@ -1,0 +1,96 @@
+"""Config presets and overrides, checkpoints, and the generator EMA."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pgsound.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pgsound.config import TrainConfig, load_config, preset_names, resolve_config, save_config
+from pgsound.ema import make_ema, update_ema
+
+
+def test_overrides_are_typed_and_validated():
+    config = resolve_config(None, ["g.fmap_max=256", "schedule.total_kimg=12", "base_shape=[2, 16]"])
+    assert config.g.fmap_max == 256 and config.d.fmap_max == 512
+    assert config.schedule.total_kimg == 12.0 and isinstance(config.schedule.total_kimg, float)
+    assert config.base_shape == (2, 16)
+    with pytest.raises(ValueError, match=r"unknown config key 'g\.fmap_mx'; did you mean g\.fmap_max"):
+        resolve_config(None, ["g.fmap_mx=3"])
+    with pytest.raises(ValueError, match="g.fmap_max expects int, got 'big'"):
+        resolve_config(None, ["g.fmap_max=big"])
+    with pytest.raises(ValueError, match="base_shape expects 2 values"):
+        resolve_config(None, ["base_shape=[4, 4, 4]"])
+    with pytest.raises(ValueError, match="must look like key=value"):
+        resolve_config(None, ["schedule.total_kimg"])
+    with pytest.raises(ValueError, match="loss.kind must be 'wgan-gp' or 'logistic'"):
+        resolve_config(None, ["loss.kind=hinge"])
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown preset 'pian512'.*did you mean piano512"):
+        resolve_config("pian512")
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_resolves_and_round_trips(name, tmp_path):
+    config = resolve_config(name)
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_presets_hold_the_paper_and_piano_settings():
+    assert {"paper", "piano512", "shapes-cpu", "piano-cpu", "smoke"} <= set(preset_names())
+    piano = resolve_config("piano512").schedule
+    assert (piano.lod_training_kimg, piano.lod_transition_kimg, piano.total_kimg) == (150, 150, 2000)
+    assert (piano.minibatch_default, piano.minibatch[256], piano.minibatch[512]) == (16, 14, 6)
+    paper = resolve_config("paper")
+    assert paper.loss.gp_lambda == 10 and paper.loss.gp_target == 1 and paper.loss.drift == 0.001
+    assert (paper.optimizer.beta1, paper.optimizer.beta2, paper.optimizer.eps) == (0.0, 0.99, 1e-8)
+    assert paper.schedule.lr_default == 1e-3 and paper.ema_beta == 0.999
+
+
+def test_checkpoint_round_trip_and_atomic_write(tmp_path):
+    state = {"G": {"w": torch.randn(3, 3)}, "images_shown": 1234, "config": TrainConfig().to_dict()}
+    path = save_checkpoint(state, tmp_path / "a" / "ckpt.pt")
+    assert [p.name for p in path.parent.iterdir()] == ["ckpt.pt"]  # no temp file left behind
+    loaded = load_checkpoint(path)
+    assert loaded["images_shown"] == 1234 and torch.equal(loaded["G"]["w"], state["G"]["w"])
+    assert TrainConfig.from_dict(loaded["config"]) == TrainConfig()
+
+
+def test_truncated_foreign_and_missing_checkpoints(tmp_path):
+    path = save_checkpoint({"x": torch.zeros(1000)}, tmp_path / "ckpt.pt")
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut\.pt is not a readable pgsound checkpoint"):
+        load_checkpoint(tmp_path / "cut.pt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match=r"foreign\.pt is not a pgsound checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    torch.save(nn.Linear(2, 2), tmp_path / "module.pt")  # a pickled module: refused by weights_only
+    with pytest.raises(CheckpointError, match="module.pt"):
+        load_checkpoint(tmp_path / "module.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nothing.pt")
+
+
+def test_ema_arithmetic():
+    model = nn.Linear(3, 2)
+    ema = make_ema(model)
+    assert not any(p.requires_grad for p in ema.parameters())
+    start = [p.detach().clone() for p in ema.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    update_ema(ema, model, beta=0.9)
+    for e, s, m in zip(ema.parameters(), start, model.parameters()):
+        torch.testing.assert_close(e, 0.9 * s + 0.1 * m)
+    for _ in range(2):
+        update_ema(ema, model, beta=0.9)
+    for e, s, m in zip(ema.parameters(), start, model.parameters()):
+        # after n updates towards a fixed target: target + beta**n * (start - target)
+        torch.testing.assert_close(e, m + 0.9**3 * (s - m))
+    with pytest.raises(ValueError, match="beta"):
+        update_ema(ema, model, beta=1.5)
