@@ -1,0 +1,47 @@
+"""``pgsound evaluate``: metrics of a trained run against its data (book: chapter 8, Measuring a GAN)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="measure a run's generator against real data (SWD, MS-SSIM, NDB, audio consistency)",
+        description="Generate --n images from the run's EMA generator, compare them with --n real images at the "
+        "same level, print a table and write RUN/metrics-<kimg>kimg.json (or --json).",
+    )
+    parser.add_argument("run", help="run folder (newest checkpoint) or checkpoint file")
+    parser.add_argument("--data", help="prepared dataset (default: the one the run was trained on)")
+    parser.add_argument("--n", type=int, default=4096, help="images per side (default 4096; the paper used 16384)")
+    parser.add_argument("--metrics", nargs="+", help="which metrics (default: all that apply to the data)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", dest="json_path", help="where to write the JSON result")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when present)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from pgsound.cli import CommandError
+    from pgsound.evaluate import evaluate_run
+
+    if args.n < 2:
+        raise ValueError(f"--n must be at least 2, got {args.n}")
+    result = evaluate_run(args.run, data=args.data, n=args.n, metrics=args.metrics, seed=args.seed,
+                          device=args.device)
+    if not result["metrics"]:
+        raise CommandError("no metric was computed")
+    width = max(len(k) for k in result["metrics"])
+    print(f"{result['checkpoint']}  ({result['kimg']:.1f} kimg, level {result['level']}, {args.n} images per side)")
+    for key, value in result["metrics"].items():
+        print(f"  {key:<{width}}  {value:.4f}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
+    default = Path(result["run_dir"]) / f"metrics-{int(result['kimg']):06d}kimg.json"
+    path = Path(args.json_path) if args.json_path else default
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str))
+    print(f"written {path}")
+    return 0

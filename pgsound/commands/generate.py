@@ -1,0 +1,41 @@
+"""``pgsound generate``: images (and audio, for spectrogram runs) from a trained run (book: chapter 10)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate samples from a run's EMA generator",
+        description="Write a grid PNG, one PNG per sample, a WAV per sample for spectrogram runs, and a latent "
+        "interpolation (a strip PNG, and a WAV for spectrogram runs).",
+    )
+    parser.add_argument("run", help="run folder (newest checkpoint) or checkpoint file")
+    parser.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
+    parser.add_argument("--out", help="output folder (default RUN/generated-seedS)")
+    parser.add_argument("--steps", type=int, default=8, help="points on the latent interpolation (default 8)")
+    parser.add_argument("--label", type=int, help="class label for conditional runs (default: cycle through)")
+    parser.add_argument("--raw", action="store_true", help="use the raw generator G instead of the EMA Gs")
+    parser.add_argument("--griffin-lim-iters", type=int, default=None, help="phase reconstruction iterations")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when present)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pgsound.generate import generate_run
+
+    if args.n < 1:
+        raise ValueError(f"--n must be at least 1, got {args.n}")
+    out = Path(args.out) if args.out else None
+    written = generate_run(
+        args.run, n=args.n, seed=args.seed, out=out, interpolation_steps=args.steps, label=args.label,
+        use_ema=not args.raw, n_iter=args.griffin_lim_iters, device=args.device,
+    )
+    for kind, paths in written.items():
+        print(f"{kind:<14} {len(paths):>3} file(s) in {paths[0].parent}" if paths else f"{kind:<14} none")
+    return 0

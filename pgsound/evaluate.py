@@ -1,0 +1,50 @@
+"""Evaluating a trained run: its generator's samples against real data at the same level (book: chapter 8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def evaluate_run(
+    run: str | Path,
+    data: str | Path | None = None,
+    n: int = 4096,
+    metrics: list[str] | None = None,
+    seed: int = 0,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Metrics of the run's Gs: ``n`` generated against ``n`` real images at the generator's level."""
+    from pgsound.datasets import LevelLoader, open_dataset
+    from pgsound.generate import sample
+    from pgsound.metrics import evaluate_metrics
+    from pgsound.trainer import load_generator
+
+    G, record = load_generator(run, device=device)
+    data_path = data or record["data"].get("path")
+    if not data_path:
+        raise ValueError("the checkpoint does not record its dataset path: pass --data")
+    dataset = open_dataset(data_path)
+    phase = record["phase"]
+    device_used = next(G.parameters()).device
+    reals = LevelLoader(dataset, device_used, seed=seed).peek(phase.level, n).cpu()
+    rng = torch.Generator().manual_seed(seed)
+    latents = torch.randn(len(reals), G.latent_size, generator=rng)
+    labels = None
+    if record["config"].conditional:
+        labels = torch.randint(int(record["data"]["num_labels"]), (len(reals),), generator=rng)
+    fakes = sample(G, latents, phase.level, phase.alpha, labels)
+    values = evaluate_metrics(reals, fakes, metrics=metrics, seed=seed, metadata=dataset.metadata)
+    checkpoint = Path(record["checkpoint"])
+    return {
+        "checkpoint": str(checkpoint),
+        "run_dir": str(checkpoint.parent.parent),
+        "data": str(data_path),
+        "kimg": record["images_shown"] / 1000,
+        "level": phase.level,
+        "alpha": phase.alpha,
+        "n": len(reals),
+        "metrics": values,
+    }

@@ -1,0 +1,104 @@
+"""Sampling a trained generator: batches, latent interpolations, and the files ``pgsound generate`` writes.
+
+(book: chapter 10, The full 512x512 run)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between latents ``a`` and ``b`` (each (L,)) at fractions ``t`` (T,) -> (T, L).
+
+    G normalises its latent (pixel norm), so only the direction of z matters: walking on the sphere keeps every
+    point as typical as the ends, where a straight line would pass through short, atypical vectors.
+    """
+    a_unit, b_unit = a / a.norm(), b / b.norm()
+    omega = torch.arccos((a_unit * b_unit).sum().clamp(-1 + 1e-7, 1 - 1e-7))
+    t = t[:, None]
+    out = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+    return out
+
+
+@torch.no_grad()
+def sample(
+    generator: torch.nn.Module,
+    latents: torch.Tensor,
+    level: int,
+    alpha: float = 1.0,
+    labels: torch.Tensor | None = None,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """Images for ``latents`` in batches, on the generator's device, returned on the CPU in [-1, 1]."""
+    device = next(generator.parameters()).device
+    out = []
+    for start in range(0, len(latents), batch_size):
+        z = latents[start : start + batch_size].to(device)
+        y = labels[start : start + batch_size].to(device) if labels is not None else None
+        out.append(generator(z, level, alpha, y).float().clamp(-1, 1).cpu())
+    return torch.cat(out)
+
+
+def generate_run(
+    run: str | Path,
+    n: int = 16,
+    seed: int = 0,
+    out: Path | None = None,
+    interpolation_steps: int = 8,
+    label: int | None = None,
+    use_ema: bool = True,
+    n_iter: int | None = None,
+    device: str | None = None,
+) -> dict[str, list[Path]]:
+    """Write ``n`` samples (grid, single PNGs, WAVs for spectrograms) and a latent interpolation; list the files."""
+    from pgsound.samples import write_sample_set
+    from pgsound.trainer import load_generator
+
+    G, record = load_generator(run, device=device, use_ema=use_ema)
+    phase = record["phase"]
+    data = record["data"]
+    out = Path(out) if out is not None else Path(record["checkpoint"]).parent.parent / f"generated-seed{seed}"
+    rng = torch.Generator().manual_seed(seed)
+    latents = torch.randn(n, G.latent_size, generator=rng)
+    labels = _labels(n, data, label, record["config"].conditional)
+    images = sample(G, latents, phase.level, phase.alpha, labels)
+    cols = min(n, 8)
+    grid = (-(-n // cols), cols)
+    written: dict[str, list[Path]] = {"grid": [], "images": [], "audio": [], "interpolation": []}
+    files = write_sample_set(images, out, "samples", data, grid=grid, singles=True, n_iter=n_iter, audio_count=n)
+    _sort_files(files, written, "samples")
+
+    ends = torch.randn(2, G.latent_size, generator=rng)
+    path = slerp(ends[0], ends[1], torch.linspace(0, 1, interpolation_steps))
+    path_labels = labels[:1].repeat(interpolation_steps) if labels is not None else None
+    frames = sample(G, path, phase.level, phase.alpha, path_labels)
+    files = write_sample_set(
+        frames, out, "interpolation", data, grid=(1, interpolation_steps), n_iter=n_iter, concatenate_audio=True
+    )
+    written["interpolation"] = files
+    return written
+
+
+def _labels(n: int, data: dict[str, Any], label: int | None, conditional: bool) -> torch.Tensor | None:
+    if not conditional:
+        if label is not None:
+            raise ValueError("--label needs a conditional run; this run was trained without labels")
+        return None
+    count = int(data["num_labels"])
+    if label is not None and not 0 <= label < count:
+        raise ValueError(f"--label must be in 0..{count - 1} for this run, got {label}")
+    return torch.full((n,), label) if label is not None else torch.arange(n) % count
+
+
+def _sort_files(files: list[Path], written: dict[str, list[Path]], stem: str) -> None:
+    for f in files:
+        if f.suffix == ".wav":
+            written["audio"].append(f)
+        elif f.name == f"{stem}.png":
+            written["grid"].append(f)
+        else:
+            written["images"].append(f)

@@ -1,0 +1,129 @@
+"""Turning generator outputs into files: image grids, single images and, for spectrograms, WAV files.
+
+(book: chapter 7, The training loop; chapter 9, Piano spectrograms)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def to_uint8(images: torch.Tensor | np.ndarray, colormap: str | None = None) -> np.ndarray:
+    """Images (N, C, H, W) in [-1, 1] to uint8 (N, H, W, 3); one channel through ``colormap`` if given."""
+    x = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected images of shape (N, 1|3, H, W), got {x.shape}")
+    x = np.clip((x + 1.0) / 2.0, 0.0, 1.0)
+    if x.shape[1] == 1:
+        if colormap:
+            import matplotlib
+
+            x = matplotlib.colormaps[colormap](x[:, 0])[..., :3]
+        else:
+            x = np.repeat(x[:, 0, :, :, None], 3, axis=-1)
+    else:
+        x = x.transpose(0, 2, 3, 1)
+    return np.rint(x * 255).astype(np.uint8)
+
+
+def grid_image(
+    images: torch.Tensor | np.ndarray,
+    grid: tuple[int, int],
+    spectrogram: bool = False,
+    min_cell: int = 64,
+    padding: int = 1,
+) -> np.ndarray:
+    """One uint8 (H, W, 3) picture of ``rows x cols`` images, each scaled up (nearest) to at least ``min_cell``.
+
+    Spectrograms are flipped so that low frequencies are at the bottom and drawn with the magma colormap.
+    """
+    rows, cols = grid
+    cells = to_uint8(images[: rows * cols], colormap="magma" if spectrogram else None)
+    if spectrogram:
+        cells = cells[:, ::-1]
+    n, h, w, _ = cells.shape
+    scale = max(1, -(-min_cell // min(h, w)))
+    cells = cells.repeat(scale, axis=1).repeat(scale, axis=2)
+    h, w = h * scale, w * scale
+    canvas = np.full((rows * (h + padding) + padding, cols * (w + padding) + padding, 3), 255, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y, x = padding + r * (h + padding), padding + c * (w + padding)
+        canvas[y : y + h, x : x + w] = cells[i]
+    return canvas
+
+
+def save_png(picture: np.ndarray, path: str | Path) -> Path:
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(picture).save(path)
+    return path
+
+
+def spectrogram_settings(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """The spectrogram settings a dataset carries, or None for image data."""
+    settings = metadata.get("spectrogram") if metadata else None
+    return dict(settings) if settings else None
+
+
+def spectrograms_to_audio(
+    images: torch.Tensor, settings: dict[str, Any], n_iter: int | None = None
+) -> np.ndarray:
+    """Generated spectrograms (N, 1, h, w) at any level to audio (N, samples) through the sound path.
+
+    Lower levels are scaled up (nearest, like the networks' upsampling) to the dataset's full size first, so
+    every level can be heard. (book: chapter 9, Piano spectrograms)
+    """
+    from pgsound.spectrogram import SpectrogramConfig, frames_to_audio
+
+    config = SpectrogramConfig.from_dict(settings)
+    full = (config.n_bins, config.n_frames)
+    x = images.detach().float().cpu()
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"expected spectrograms of shape (N, 1, H, W), got {tuple(x.shape)}")
+    if tuple(x.shape[2:]) != full:
+        x = torch.nn.functional.interpolate(x, size=full, mode="nearest")
+    kwargs = {} if n_iter is None else {"n_iter": n_iter}
+    return np.asarray(frames_to_audio(x[:, 0].clamp(-1, 1).numpy(), config, **kwargs))
+
+
+def write_sample_set(
+    images: torch.Tensor,
+    folder: str | Path,
+    stem: str,
+    data: Any,
+    grid: tuple[int, int],
+    singles: bool = False,
+    audio_count: int = 4,
+    n_iter: int | None = None,
+    concatenate_audio: bool = False,
+) -> list[Path]:
+    """Write ``stem.png`` (a grid), optionally ``stem-NN.png`` per image, and for spectrogram data WAV files.
+
+    ``data`` is a dataset or a checkpoint's record of one (anything with a ``metadata`` mapping).
+    """
+    from pgsound.spectrogram import write_wav
+
+    folder = Path(folder)
+    metadata = data["metadata"] if isinstance(data, dict) else data.metadata
+    settings = spectrogram_settings(metadata)
+    files = [save_png(grid_image(images, grid, spectrogram=settings is not None), folder / f"{stem}.png")]
+    if singles:
+        for i in range(len(images)):
+            one = grid_image(images[i : i + 1], (1, 1), spectrogram=settings is not None, min_cell=1, padding=0)
+            files.append(save_png(one, folder / f"{stem}-{i:02d}.png"))
+    if settings is not None and audio_count > 0:
+        count = len(images) if concatenate_audio else min(audio_count, len(images))
+        audio = spectrograms_to_audio(images[:count], settings, n_iter=n_iter)
+        rate = int(settings.get("sample_rate", 16000))
+        if concatenate_audio:
+            files.append(write_wav(folder / f"{stem}.wav", audio.reshape(-1), rate))
+        else:
+            files += [write_wav(folder / f"{stem}-{i:02d}.wav", clip, rate) for i, clip in enumerate(audio)]
+    return files
