@@ -108,8 +108,6 @@ def write_sample_set(
 
     ``data`` is a dataset or a checkpoint's record of one (anything with a ``metadata`` mapping).
     """
-    from pgsound.spectrogram import write_wav
-
     folder = Path(folder)
     metadata = data["metadata"] if isinstance(data, dict) else data.metadata
     settings = spectrogram_settings(metadata)
@@ -119,6 +117,8 @@ def write_sample_set(
             one = grid_image(images[i : i + 1], (1, 1), spectrogram=settings is not None, min_cell=1, padding=0)
             files.append(save_png(one, folder / f"{stem}-{i:02d}.png"))
     if settings is not None and audio_count > 0:
+        from pgsound.spectrogram import write_wav
+
         count = len(images) if concatenate_audio else min(audio_count, len(images))
         audio = spectrograms_to_audio(images[:count], settings, n_iter=n_iter)
         rate = int(settings.get("sample_rate", 16000))

@@ -93,7 +93,9 @@ class Trainer:
 
         # Separate, explicit random streams make a resumed run draw exactly what the uninterrupted run drew.
         rank_seed = config.seed + 1000 * self.group.rank
-        self.loader = LevelLoader(dataset, self.device, seed=rank_seed, mirror=config.mirror_augment)
+        self.loader = LevelLoader(
+            dataset, self.device, seed=rank_seed, mirror=config.mirror_augment, base_shape=tuple(config.base_shape)
+        )
         self.latent_rng = torch.Generator(device=self.device).manual_seed(rank_seed + 1)
         self.penalty_rng = torch.Generator(device=self.device).manual_seed(rank_seed + 2)
         fixed = torch.Generator().manual_seed(config.seed + 3)

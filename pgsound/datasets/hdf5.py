@@ -1,0 +1,220 @@
+"""Prepared multi-resolution datasets in NVIDIA's HDF5 layout (book: chapter 9, Piano spectrograms).
+
+One file holds every level: ``data{r}x{r}`` datasets of shape (N, C, r, r) from the full resolution down to
+1x1, each level the 2x2 box average of the one above, as NVIDIA's ``h5tool.py`` writes them (uint8, labels in
+``<name>-labels.npy`` beside the file). Non-square levels are named ``data{h}x{w}``. Our own files add a JSON
+``metadata`` attribute (source, value mapping, spectrogram settings), may store float16/float32 values in
+[-1, 1] (spectrograms), keep labels in a ``labels`` dataset, and carry ``complete = True`` only once fully
+written: they are written under a temporary name and renamed at the end, so an interrupted preparation never
+leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+FORMAT = "pgsound-dataset"
+LEVEL_NAME = re.compile(r"^data(\d+)x(\d+)$")
+VALUE_DTYPES = {"uint8": np.uint8, "float16": np.float16, "float32": np.float32}
+
+
+class DatasetError(ValueError):
+    """A dataset file that is missing, incomplete or malformed; the message names the file."""
+
+
+def level_shapes(height: int, width: int) -> list[tuple[int, int]]:
+    """Every level's (h, w) from full size down, halving while both sides are even (4x4 .. 1x1 included)."""
+    shapes = [(height, width)]
+    while shapes[-1][0] % 2 == 0 and shapes[-1][1] % 2 == 0:
+        shapes.append((shapes[-1][0] // 2, shapes[-1][1] // 2))
+    return shapes
+
+
+def box_downsample(images: np.ndarray) -> np.ndarray:
+    """2x2 box average in float32, the way h5tool.py builds each lower level from the unrounded one above."""
+    x = images.astype(np.float32)
+    return (x[:, :, 0::2, 0::2] + x[:, :, 0::2, 1::2] + x[:, :, 1::2, 0::2] + x[:, :, 1::2, 1::2]) * 0.25
+
+
+def quantise(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if np.dtype(dtype) == np.uint8:
+        return np.uint8(np.clip(np.round(images), 0, 255))
+    return images.astype(dtype)
+
+
+class DatasetWriter:
+    """Streams images (N, C, H, W) into a prepared file, level by level, without holding the whole set.
+
+    Use as a context manager; the file appears under its final name only when the block ends without error.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        resolution: tuple[int, int],
+        channels: int,
+        dtype: str = "uint8",
+        metadata: dict[str, Any] | None = None,
+        chunk: int = 64,
+        with_labels: bool = False,
+    ) -> None:
+        if dtype not in VALUE_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(VALUE_DTYPES)}, got {dtype!r}")
+        if channels not in (1, 2, 3):
+            raise ValueError(f"channels must be 1, 2 or 3, got {channels}")
+        self.path = Path(path)
+        self.tmp_path = self.path.with_name(f".{self.path.name}.partial")
+        self.shapes = level_shapes(*resolution)
+        self.channels = channels
+        self.dtype = VALUE_DTYPES[dtype]
+        self.metadata = dict(metadata or {})
+        self.chunk = chunk
+        self.with_labels = with_labels
+        self.count = 0
+        self._file: h5py.File | None = None
+
+    def __enter__(self) -> DatasetWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = h5py.File(self.tmp_path, "w")
+        for h, w in self.shapes:
+            self._file.create_dataset(
+                f"data{h}x{w}", shape=(0, self.channels, h, w), maxshape=(None, self.channels, h, w),
+                dtype=self.dtype, chunks=(min(self.chunk, 64), self.channels, h, w),
+            )
+        if self.with_labels:
+            self._file.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+        self._file.attrs["format"] = FORMAT
+        self._file.attrs["complete"] = False
+        return self
+
+    def add(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
+        """Append full-resolution images (N, C, H, W): uint8 in [0, 255] or floats in [-1, 1]."""
+        assert self._file is not None, "use DatasetWriter as a context manager"
+        expected = (self.channels, *self.shapes[0])
+        if images.ndim != 4 or images.shape[1:] != expected:
+            raise ValueError(f"expected images of shape (N, {', '.join(map(str, expected))}), got {images.shape}")
+        if self.with_labels != (labels is not None):
+            raise ValueError("labels must be given with every batch, or never" if self.with_labels else
+                             "this writer was created without labels")
+        n = len(images)
+        level = images
+        for i, (h, w) in enumerate(self.shapes):
+            if i:
+                level = box_downsample(level)
+            ds = self._file[f"data{h}x{w}"]
+            ds.resize(self.count + n, axis=0)
+            ds[self.count :] = quantise(level, self.dtype)
+        if labels is not None:
+            self._file["labels"].resize(self.count + n, axis=0)
+            self._file["labels"][self.count :] = np.asarray(labels, dtype=np.int64)
+        self.count += n
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._file is not None
+        try:
+            if exc_type is None:
+                if self.count == 0:
+                    raise DatasetError(f"{self.path}: no images were written")
+                self.metadata.update(count=self.count, channels=self.channels,
+                                     resolution=list(self.shapes[0]), dtype=np.dtype(self.dtype).name)
+                self._file.attrs["metadata"] = json.dumps(self.metadata)
+                self._file.attrs["complete"] = True
+            self._file.close()
+            if exc_type is None:
+                os.replace(self.tmp_path, self.path)
+        finally:
+            if exc_type is not None or not self.path.exists():
+                self.tmp_path.unlink(missing_ok=True)
+
+
+class PreparedDataset:
+    """A prepared file opened for reading: our files and NVIDIA's ``h5tool.py`` files alike.
+
+    Attributes: ``path``, ``resolution`` (H, W), ``channels``, ``count``, ``num_labels`` (0 without labels),
+    ``metadata`` (a dict; NVIDIA files get a minimal one), ``dtype``. ``images(h, w)`` is the h5py dataset of
+    one level; ``labels`` an int64 array or None.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            partial = self.path.with_name(f".{self.path.name}.partial")
+            hint = " (an interrupted preparation left a partial file; run it again)" if partial.exists() else ""
+            raise FileNotFoundError(f"no dataset at {self.path}{hint}")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as error:
+            raise DatasetError(f"{self.path} is not a readable HDF5 dataset: {error}") from None
+        attrs = self._file.attrs
+        if attrs.get("format") == FORMAT and not attrs.get("complete", False):
+            raise DatasetError(f"{self.path} is incomplete: its preparation was interrupted; prepare it again")
+        self.levels: dict[tuple[int, int], h5py.Dataset] = {}
+        for name, item in self._file.items():
+            match = LEVEL_NAME.match(name)
+            if match and isinstance(item, h5py.Dataset):
+                self.levels[(int(match.group(1)), int(match.group(2)))] = item
+        if not self.levels:
+            raise DatasetError(f"{self.path} holds no data{{h}}x{{w}} datasets: not a prepared dataset")
+        self.resolution = max(self.levels, key=lambda s: s[0] * s[1])
+        full = self.levels[self.resolution]
+        self.count, self.channels = int(full.shape[0]), int(full.shape[1])
+        self.dtype = full.dtype
+        for shape, ds in self.levels.items():
+            if ds.shape != (self.count, self.channels, *shape):
+                raise DatasetError(f"{self.path}: level data{shape[0]}x{shape[1]} has shape {ds.shape}, "
+                                   f"expected {(self.count, self.channels, *shape)}")
+        self.metadata: dict[str, Any] = json.loads(attrs["metadata"]) if "metadata" in attrs else {
+            "source": "NVIDIA h5tool.py", "count": self.count, "channels": self.channels,
+            "resolution": list(self.resolution), "dtype": self.dtype.name,
+        }
+        self.labels = self._read_labels()
+        self.num_labels = int(self.labels.max()) + 1 if self.labels is not None else 0
+        if "num_labels" in self.metadata:
+            self.num_labels = int(self.metadata["num_labels"])
+
+    def _read_labels(self) -> np.ndarray | None:
+        if "labels" in self._file:
+            labels = np.asarray(self._file["labels"][:], dtype=np.int64)
+        else:
+            beside = self.path.with_name(f"{self.path.stem}-labels.npy")
+            if not beside.exists():
+                return None
+            onehot = np.load(beside)
+            if onehot.ndim != 2 or len(onehot) != self.count:
+                raise DatasetError(f"{beside}: expected one-hot labels of shape ({self.count}, K), got {onehot.shape}")
+            labels = onehot.argmax(axis=1).astype(np.int64)
+        if len(labels) != self.count:
+            raise DatasetError(f"{self.path}: {len(labels)} labels for {self.count} images")
+        return labels
+
+    def images(self, height: int, width: int) -> h5py.Dataset:
+        if (height, width) not in self.levels:
+            have = ", ".join(f"{h}x{w}" for h, w in sorted(self.levels))
+            raise DatasetError(f"{self.path} has no {height}x{width} level (it has {have})")
+        return self.levels[(height, width)]
+
+    def to_float(self, array: np.ndarray) -> np.ndarray:
+        """Stored values to float32 in [-1, 1]: uint8 maps [0, 255] -> [-1, 1], floats are kept."""
+        if array.dtype == np.uint8:
+            return array.astype(np.float32) / 127.5 - 1.0
+        return array.astype(np.float32)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __repr__(self) -> str:
+        h, w = self.resolution
+        return (f"PreparedDataset({str(self.path)!r}, {self.count} images, {self.channels}x{h}x{w}, "
+                f"{self.dtype.name}, {len(self.levels)} levels, {self.num_labels} labels)")
+
+
+def open_dataset(path: str | Path) -> PreparedDataset:
+    """Open a prepared dataset (ours or NVIDIA's). (book: chapter 9, Piano spectrograms)"""
+    return PreparedDataset(path)

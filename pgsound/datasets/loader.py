@@ -1,0 +1,139 @@
+"""Serving minibatches of the current level, with the reals faded like the networks (book: chapter 6).
+
+During a fade-in the networks blend the new level with the level below; the real images must be blended the
+same way, with the same alpha, or D could tell reals from fakes by their sharpness alone:
+
+    fade_reals(x, alpha) = lerp(upsample2x(downsample2x(x)), x, alpha)
+
+The fade runs on the training device inside ``batch``, never in worker processes (one older port forked its
+workers before alpha was set, so its reals never faded). A level that fits in memory is held there (on the
+GPU when there is one); larger ones are read from the file per batch into pinned memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from pgsound.datasets.hdf5 import PreparedDataset
+from pgsound.layers import downsample2x, upsample2x
+
+DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes of float32 a level may take when held in memory
+
+
+def fade_reals(images: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Blend real images with their own lower-level version, as G and D blend their two paths.
+
+    alpha = 0 gives exactly the level below (scaled up), alpha = 1 exactly the images. (book: chapter 6)
+    """
+    if alpha >= 1.0:
+        return images
+    return torch.lerp(upsample2x(downsample2x(images)), images, alpha)
+
+
+class LevelLoader:
+    """An infinite, seeded, reshuffled-per-pass sampler of one dataset's levels on a device.
+
+    ``batch(level, batch_size, alpha)`` returns faded reals in [-1, 1] (and labels with ``with_labels=True``);
+    ``state_dict``/``load_state_dict`` make the sequence resume exactly.
+    """
+
+    def __init__(
+        self,
+        dataset: PreparedDataset,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        mirror: bool = False,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        base_shape: tuple[int, int] = (4, 4),
+    ) -> None:
+        self.dataset = dataset
+        self.device = torch.device(device)
+        self.mirror = mirror
+        self.memory_budget = memory_budget
+        self.base_shape = tuple(base_shape)  # level 0, as in the networks
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(dataset.count, generator=self.generator)
+        self.position = 0
+        self._cache: dict[tuple[int, int], torch.Tensor] = {}
+        self.labels = (
+            torch.from_numpy(dataset.labels).to(self.device) if dataset.labels is not None else None
+        )
+
+    def level_shape(self, level: int) -> tuple[int, int]:
+        return self.base_shape[0] * 2**level, self.base_shape[1] * 2**level
+
+    def _next_indices(self, n: int) -> torch.Tensor:
+        picked = []
+        while n > 0:
+            if self.position >= len(self.order):
+                self.order = torch.randperm(self.dataset.count, generator=self.generator)
+                self.position = 0
+            take = self.order[self.position : self.position + n]
+            picked.append(take)
+            self.position += len(take)
+            n -= len(take)
+        return torch.cat(picked)
+
+    def _level_tensor(self, shape: tuple[int, int]) -> torch.Tensor | None:
+        """The whole level as float32 on the device, or None when it exceeds the memory budget."""
+        if shape not in self._cache:
+            c = self.dataset.channels
+            if self.dataset.count * c * shape[0] * shape[1] * 4 > self.memory_budget:
+                return None
+            array = self.dataset.to_float(self.dataset.images(*shape)[:])
+            self._cache[shape] = torch.from_numpy(array).to(self.device)
+        return self._cache[shape]
+
+    def _gather(self, shape: tuple[int, int], indices: torch.Tensor) -> torch.Tensor:
+        held = self._level_tensor(shape)
+        if held is not None:
+            return held[indices.to(self.device)]
+        # Streaming: h5py wants increasing indices; read sorted, then restore the sampled order.
+        order = indices.numpy()
+        sorted_idx, inverse = np.unique(order, return_inverse=True)
+        block = self.dataset.to_float(self.dataset.images(*shape)[sorted_idx])[inverse]
+        tensor = torch.from_numpy(block)
+        if self.device.type == "cuda":
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
+
+    def batch(
+        self, level: int, batch_size: int, alpha: float = 1.0, with_labels: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``batch_size`` reals at ``level`` faded by ``alpha``, float32 on the device. (book: chapter 6)"""
+        indices = self._next_indices(batch_size)
+        images = self._gather(self.level_shape(level), indices)
+        if self.mirror:
+            flip = torch.rand(batch_size, generator=self.generator) < 0.5
+            images = torch.where(flip.to(self.device)[:, None, None, None], images.flip(3), images)
+        images = fade_reals(images, alpha)
+        if not with_labels:
+            return images
+        if self.labels is None:
+            raise ValueError(f"{self.dataset.path} has no labels; train without conditioning")
+        return images, self.labels[indices.to(self.device)]
+
+    def peek(self, level: int, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` reals at ``level`` (no fade), a fixed random choice that does not touch the sampler's state."""
+        n = min(n, self.dataset.count)
+        chosen = torch.randperm(self.dataset.count, generator=torch.Generator().manual_seed(seed))[:n]
+        return self._gather(self.level_shape(level), chosen)
+
+    def peek_labels(self, n: int, seed: int = 0) -> torch.Tensor | None:
+        """The labels of ``peek(level, n, seed)``'s images."""
+        if self.labels is None:
+            return None
+        n = min(n, self.dataset.count)
+        chosen = torch.randperm(self.dataset.count, generator=torch.Generator().manual_seed(seed))[:n]
+        return self.labels[chosen.to(self.device)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "order": self.order.clone(), "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].clone()
+        self.position = int(state["position"])

@@ -1,0 +1,144 @@
+"""The training loop: exact resume, fixed-resolution mode, NaN stop, signals, two-process training."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+import torch
+
+from pgsound.checkpoint import CheckpointError
+from pgsound.config import resolve_config
+from pgsound.trainer import Trainer, TrainingDiverged, latest_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shapes_file(tmp_path_factory):
+    from pgsound.datasets import prepare_synthetic_shapes
+
+    path = tmp_path_factory.mktemp("data") / "shapes16.h5"
+    prepare_synthetic_shapes(path, count=64, resolution=16, seed=0)
+    return path
+
+
+def tiny_config(*overrides):
+    return resolve_config("smoke", ["schedule.minibatch_default=4", *overrides])
+
+
+def open_shapes(path):
+    from pgsound.datasets import open_dataset
+
+    return open_dataset(path)
+
+
+def weights(module):
+    return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+
+def test_exact_resume(shapes_file, tmp_path):
+    """N steps, a checkpoint, a new process's worth of state, M steps == N + M steps."""
+    config = tiny_config()
+    straight = Trainer(config, open_shapes(shapes_file), tmp_path / "a", progress=False)
+    straight.train(max_steps=7)
+    first = Trainer(config, open_shapes(shapes_file), tmp_path / "b", progress=False)
+    first.train(max_steps=4)  # ends with a checkpoint
+    resumed = Trainer.resume(tmp_path / "b", open_shapes(shapes_file), progress=False)
+    assert resumed.images_shown == first.images_shown == 16
+    resumed.train(max_steps=3)
+    assert resumed.images_shown == straight.images_shown
+    for name in ("G", "D", "Gs"):
+        torch.testing.assert_close(weights(getattr(resumed, name)), weights(getattr(straight, name)), rtol=0, atol=0)
+
+
+def test_growth_reaches_every_level_and_logs(shapes_file, tmp_path):
+    config = tiny_config("schedule.total_kimg=0.2", "schedule.lod_training_kimg=0.024",
+                         "schedule.lod_transition_kimg=0.024", "schedule.tick_kimg_default=0.024")
+    trainer = Trainer(config, open_shapes(shapes_file), tmp_path / "run", progress=False)
+    reports = trainer.train()
+    levels = {r.phase.level for r in reports}
+    assert levels == {0, 1, 2}  # 4x4, 8x8, 16x16 for a 16x16 dataset
+    assert any(0 < r.phase.alpha < 1 for r in reports)  # a tick inside a fade
+    from pgsound.runlog import read_log
+
+    log = read_log(tmp_path / "run")
+    assert len(log) == len(reports) and log[-1]["level"] == 2
+    assert {"kimg", "level", "alpha", "batch", "loss_d", "loss_g", "penalty", "sec_per_kimg"} <= set(log[-1])
+    assert (tmp_path / "run" / "samples" / "reals.png").exists()
+    assert list((tmp_path / "run" / "samples").glob("fakes*.png"))
+
+
+def test_fixed_level_trains_only_that_level(shapes_file, tmp_path):
+    trainer = Trainer(tiny_config("schedule.fixed_level=1"), open_shapes(shapes_file), None, progress=False)
+    reports = trainer.train(max_steps=3)
+    assert {(r.phase.level, r.phase.alpha) for r in reports} == {(1, 1.0)}
+    # The layers of level 2 were never used, so they never received a gradient step.
+    fresh = Trainer(tiny_config("schedule.fixed_level=1"), open_shapes(shapes_file), None, progress=False)
+    before, after = fresh.G.state_dict(), trainer.G.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(not k.startswith(("blocks.2.", "to_rgb.2.")) for k in changed)
+
+
+def test_nan_stops_with_the_last_good_checkpoint(shapes_file, tmp_path):
+    trainer = Trainer(tiny_config(), open_shapes(shapes_file), tmp_path / "run", progress=False)
+    trainer.train(max_steps=2)
+    good = trainer.last_checkpoint
+    with torch.no_grad():
+        next(trainer.D.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=f"last good checkpoint is {good}"):
+        trainer.train(max_steps=2)
+    assert latest_checkpoint(tmp_path / "run") == good  # nothing written after the NaN
+
+
+def test_sigint_writes_a_checkpoint_and_returns(shapes_file, tmp_path):
+    trainer = Trainer(tiny_config("schedule.total_kimg=1000"), open_shapes(shapes_file), tmp_path / "run",
+                      progress=False)
+    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        trainer.train()
+    finally:
+        timer.cancel()
+    assert trainer.images_shown < 1_000_000
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    resumed = Trainer.resume(checkpoint, open_shapes(shapes_file), progress=False)
+    assert resumed.images_shown == trainer.images_shown
+
+
+def test_truncated_checkpoint_on_resume(shapes_file, tmp_path):
+    trainer = Trainer(tiny_config(), open_shapes(shapes_file), tmp_path / "run", progress=False)
+    trainer.train(max_steps=1)
+    path = trainer.last_checkpoint
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=str(path.name)):
+        Trainer.resume(path, open_shapes(shapes_file), progress=False)
+
+
+def _distributed_worker(rank, world_size, port, data_path, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
+    torch.set_num_threads(1)
+    from pgsound.distributed import init_from_environment
+
+    group = init_from_environment(torch.device("cpu"))
+    trainer = Trainer(tiny_config(), open_shapes(data_path), None, device="cpu", group=group, progress=False)
+    trainer.train(max_steps=3)
+    torch.save({"G": weights(trainer.G), "D": weights(trainer.D)}, os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_two_processes_keep_identical_weights(shapes_file, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_distributed_worker, args=(2, port, str(shapes_file), str(tmp_path)), nprocs=2, join=True)
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    single = Trainer(tiny_config(), open_shapes(shapes_file), None, progress=False)
+    assert torch.equal(a["G"], b["G"]) and torch.equal(a["D"], b["D"])
+    assert not torch.equal(a["G"], weights(single.G))  # they did train
