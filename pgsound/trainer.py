@@ -74,6 +74,9 @@ class Trainer:
         self.progress = progress and self.group.is_main
         self.on_cuda = self.device.type == "cuda"
 
+        if self.device.type == "cpu":
+            # Tiny gradients and Adam moments become denormal floats, which x86 CPUs process up to 50x slower.
+            torch.set_flush_denormal(True)
         torch.manual_seed(config.seed)
         self.G, self.D = build_networks(config, dataset)
         self.G.to(self.device)
