@@ -86,13 +86,18 @@ class DatasetWriter:
         for h, w in self.shapes:
             self._file.create_dataset(
                 f"data{h}x{w}", shape=(0, self.channels, h, w), maxshape=(None, self.channels, h, w),
-                dtype=self.dtype, chunks=(min(self.chunk, 64), self.channels, h, w),
+                dtype=self.dtype, chunks=(self._chunk_images(h, w), self.channels, h, w),
             )
         if self.with_labels:
             self._file.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
         self._file.attrs["format"] = FORMAT
         self._file.attrs["complete"] = False
         return self
+
+    def _chunk_images(self, height: int, width: int) -> int:
+        # A random read fetches whole chunks: keep them near 1 MiB so that a 512x512 image costs one image.
+        image_bytes = self.channels * height * width * np.dtype(self.dtype).itemsize
+        return int(max(1, min(self.chunk, 2**20 // image_bytes)))
 
     def add(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
         """Append full-resolution images (N, C, H, W): uint8 in [0, 255] or floats in [-1, 1]."""
@@ -193,6 +198,12 @@ class PreparedDataset:
         if len(labels) != self.count:
             raise DatasetError(f"{self.path}: {len(labels)} labels for {self.count} images")
         return labels
+
+    def label_counts(self) -> np.ndarray:
+        """Images per label (an empty array without labels)."""
+        if self.labels is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.bincount(self.labels, minlength=self.num_labels)
 
     def images(self, height: int, width: int) -> h5py.Dataset:
         if (height, width) not in self.levels:

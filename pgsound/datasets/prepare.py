@@ -1,14 +1,46 @@
 """Preparing datasets: from generators, image folders or audio into one multi-resolution file.
 
-(book: chapter 5 for synthetic shapes, chapter 9 for piano spectrograms)
+(book: chapter 5 for synthetic shapes and image folders, chapter 9 for piano spectrograms)
+
+Every preparation streams into :class:`~pgsound.datasets.hdf5.DatasetWriter`, so a dataset larger than memory
+can be prepared and an interrupted one leaves no file that looks complete. Audio is read and transformed in
+parallel worker processes; a file that cannot be used is skipped and listed in the report, never fatal.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from pgsound.datasets.hdf5 import DatasetWriter, PreparedDataset
+from pgsound.datasets.images import iter_image_folder
 from pgsound.datasets.shapes import SHAPES, make_shapes
+
+
+@dataclass
+class PreparationReport:
+    """What a preparation did: files used, pictures written, files skipped with the reason, seconds taken."""
+
+    path: Path
+    files_used: int = 0
+    images: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"{self.path}: {self.images} pictures from {self.files_used} files in {self.seconds:.1f} s"]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} file(s):")
+            lines += [f"  {name}: {reason}" for name, reason in self.skipped]
+        return "\n".join(lines)
 
 
 def prepare_synthetic_shapes(
@@ -26,3 +58,111 @@ def prepare_synthetic_shapes(
             images, labels = make_shapes(min(chunk, count - start), resolution, seed=seed * 1_000_003 + start)
             writer.add(images, labels)
     return PreparedDataset(path)
+
+
+def prepare_images(path: str | Path, folder: str | Path, progress: bool = False) -> PreparedDataset:
+    """A folder of PNG/JPEG images of one power-of-two size into a prepared dataset (uint8, every level).
+
+    A file of another size or kind is a ``ValueError`` naming it; nothing is left behind under ``path``.
+    """
+    from tqdm.auto import tqdm
+
+    files, (channels, height, width), batches = iter_image_folder(folder)
+    metadata = {
+        "source": str(Path(folder).resolve()), "files": len(files), "value_mapping": "uint8 [0, 255] -> [-1, 1]",
+    }
+    with DatasetWriter(path, (height, width), channels, "uint8", metadata) as writer:
+        with tqdm(total=len(files), unit="img", disable=not progress, desc="prepare images") as bar:
+            for batch in batches:
+                writer.add(batch)
+                bar.update(len(batch))
+    return PreparedDataset(path)
+
+
+# ---- audio -------------------------------------------------------------------------------------------------------
+def _audio_file_to_frames(path: str, settings: dict[str, Any], dtype: str) -> tuple[str, np.ndarray | None, str]:
+    """Worker: one file to pictures (N, 1, n_bins, n_frames), or the reason it cannot be used."""
+    import torch
+
+    from pgsound.audio_io import AudioError, load_audio
+    from pgsound.spectrogram import SpectrogramConfig, audio_to_frames
+
+    torch.set_num_threads(1)  # one process per core already
+    config = SpectrogramConfig.from_dict(settings)
+    try:
+        audio = load_audio(path, config.sample_rate)
+        frames = audio_to_frames(audio, config)
+    except (AudioError, ValueError) as error:
+        return path, None, str(error)
+    return path, frames[:, None].astype(dtype), ""
+
+
+def prepare_audio(
+    path: str | Path,
+    folder: str | Path,
+    config: Any = None,
+    dtype: str = "float16",
+    workers: int | None = None,
+    progress: bool = False,
+) -> tuple[PreparedDataset, PreparationReport]:
+    """A folder of recordings into a prepared spectrogram dataset (book: chapter 9, Piano spectrograms).
+
+    Each file is read (WAV, FLAC, OGG, MP3), mixed to mono, resampled and cut into pictures by the sound path
+    with ``config`` (a :class:`pgsound.spectrogram.SpectrogramConfig`; the reference 512x512 geometry by
+    default), in ``workers`` processes (default: every core), in file order so that the dataset is
+    reproducible. Bad files (corrupt, empty, silent, too short) are skipped and listed in the report. The
+    spectrogram settings are stored in the metadata so that pictures can be turned back into sound.
+    """
+    from tqdm.auto import tqdm
+
+    from pgsound.audio_io import find_audio_files
+    from pgsound.spectrogram import SpectrogramConfig
+
+    config = config or SpectrogramConfig()
+    started = time.perf_counter()
+    files = find_audio_files(folder)
+    report = PreparationReport(Path(path))
+    settings = config.to_dict()
+    metadata = {
+        "source": str(Path(folder).resolve()), "spectrogram": settings,
+        "value_mapping": f"log magnitude in dB, [{config.floor_db}, {config.ceiling_db}] -> [-1, 1]",
+    }
+    workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
+    writer = DatasetWriter(path, config.shape, 1, dtype, metadata)
+    with writer, tqdm(total=len(files), unit="file", disable=not progress, desc="prepare audio") as bar:
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+        try:
+            pending: deque[Future | tuple] = deque()
+            queue = iter(files)
+
+            def submit() -> None:
+                file = next(queue, None)
+                if file is None:
+                    return
+                if pool is None:
+                    pending.append(_audio_file_to_frames(str(file), settings, dtype))
+                else:
+                    pending.append(pool.submit(_audio_file_to_frames, str(file), settings, dtype))
+
+            for _ in range(2 * workers):  # a bounded window keeps memory flat on long folders
+                submit()
+            while pending:
+                item = pending.popleft()
+                name, frames, reason = item.result() if isinstance(item, Future) else item
+                submit()
+                bar.update(1)
+                if frames is None:
+                    report.skipped.append((name, reason))
+                    continue
+                writer.add(frames)
+                report.files_used += 1
+                report.images += len(frames)
+            if report.images == 0:
+                raise ValueError(f"no usable audio in {folder}:\n" + report.summary())
+            writer.metadata["files"] = report.files_used
+            writer.metadata["skipped"] = [f"{name}: {reason}" for name, reason in report.skipped]
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+    report.seconds = time.perf_counter() - started
+    return PreparedDataset(path), report

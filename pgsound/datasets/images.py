@@ -1,0 +1,92 @@
+"""Reading a folder of PNG/JPEG images of one power-of-two size (book: chapter 5, A GAN at one resolution).
+
+Every image must have the same size and the same kind (grayscale or colour); the first image sets both, and
+any image that differs is an error naming it and what was expected. Alpha channels are dropped and palette
+images expanded, so a folder of PNG exports works as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+# Pillow modes to the mode we convert to and its channel count.
+_MODES: dict[str, tuple[str, int]] = {
+    "1": ("L", 1), "L": ("L", 1), "LA": ("L", 1), "I;16": ("L", 1), "I": ("L", 1),
+    "RGB": ("RGB", 3), "RGBA": ("RGB", 3), "P": ("RGB", 3), "CMYK": ("RGB", 3), "YCbCr": ("RGB", 3),
+}
+
+
+def find_images(folder: str | Path) -> list[Path]:
+    """The PNG and JPEG files under ``folder`` (recursively), sorted so that datasets are reproducible."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder at {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no {'/'.join(IMAGE_SUFFIXES)} images")
+    return files
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """One image as uint8 (C, H, W): C = 1 for grayscale, 3 for colour. Unreadable files name themselves."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode not in _MODES:
+                raise ValueError(f"{path}: unsupported image mode {image.mode!r}; expected grayscale or RGB")
+            target, _ = _MODES[image.mode]
+            if image.mode in ("I;16", "I"):
+                # 16-bit grayscale: keep the top 8 bits rather than clipping at 255.
+                array = (np.asarray(image, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8)
+            else:
+                array = np.asarray(image.convert(target), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{path}: not a readable image ({error})") from None
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def iter_image_folder(
+    folder: str | Path, batch_size: int = 64
+) -> tuple[list[Path], tuple[int, int, int], Iterator[np.ndarray]]:
+    """Files, the common (C, H, W), and an iterator of uint8 batches (N, C, H, W) in file order.
+
+    The first image sets the size and channel count; its sides must be powers of two. A later image that
+    differs is a ``ValueError`` naming it, raised when the iterator reaches it (nothing is written before:
+    :func:`pgsound.datasets.prepare.prepare_images` writes atomically).
+    """
+    files = find_images(folder)
+    first = read_image(files[0])
+    c, h, w = first.shape
+    if not (_is_power_of_two(h) and _is_power_of_two(w)):
+        raise ValueError(f"{files[0]}: size {w}x{h} is not a power of two on both sides (e.g. 64x64, 256x256)")
+
+    def batches() -> Iterator[np.ndarray]:
+        batch = []
+        for path in files:
+            image = read_image(path)
+            if image.shape[1:] != (h, w):
+                raise ValueError(
+                    f"{path}: size {image.shape[2]}x{image.shape[1]}, expected {w}x{h} like {files[0].name}"
+                )
+            if image.shape[0] != c:
+                kinds = {1: "grayscale", 3: "RGB"}
+                raise ValueError(f"{path}: {kinds[image.shape[0]]}, expected {kinds[c]} like {files[0].name}")
+            batch.append(image)
+            if len(batch) == batch_size:
+                yield np.stack(batch)
+                batch = []
+        if batch:
+            yield np.stack(batch)
+
+    return files, (c, h, w), batches()

@@ -1,0 +1,221 @@
+"""Prepared datasets: NVIDIA's HDF5 layout bit-exact, our round trip, image folders, the loader and its fade."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from pgsound.datasets import DatasetError, DatasetWriter, LevelLoader, fade_reals, open_dataset
+from pgsound.datasets.prepare import prepare_images, prepare_synthetic_shapes
+
+
+def write_like_h5tool(path, images: np.ndarray, labels: np.ndarray | None = None, chunk: int = 8) -> list[np.ndarray]:
+    """NVIDIA's h5tool.py HDF5Exporter, step by step, written independently of pgsound: one uint8 dataset
+    ``data{r}x{r}`` per level down to 1x1, each level the float32 2x2 box average of the *unrounded* level above,
+    rounded and clipped only when stored; one-hot float32 labels in ``<name>-labels.npy``. Returns the levels."""
+    n, c, r, _ = images.shape
+    levels = []
+    with h5py.File(path, "w") as f:
+        img = images
+        lod = 0
+        while r >> lod >= 1:
+            size = r >> lod
+            if lod:
+                img = img.astype(np.float32)
+                img = (img[:, :, 0::2, 0::2] + img[:, :, 0::2, 1::2]
+                       + img[:, :, 1::2, 0::2] + img[:, :, 1::2, 1::2]) * 0.25
+            quant = np.uint8(np.clip(np.round(img), 0, 255))
+            ds = f.create_dataset(f"data{size}x{size}", shape=(0, c, size, size), dtype=np.uint8,
+                                  maxshape=(None, c, size, size), chunks=(chunk, c, size, size))
+            ds.resize(n, axis=0)
+            ds[:] = quant
+            levels.append(quant)
+            lod += 1
+    if labels is not None:
+        onehot = np.zeros((n, labels.max() + 1), dtype=np.float32)
+        onehot[np.arange(n), labels] = 1.0
+        np.save(str(path).replace(".h5", "-labels.npy"), onehot)
+    return levels
+
+
+def test_nvidia_h5tool_file_reads_back_bit_exact_at_every_level(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(12, 3, 16, 16), dtype=np.uint8)
+    labels = rng.integers(0, 5, size=12)
+    path = tmp_path / "celeb.h5"
+    expected = write_like_h5tool(path, images, labels)
+    dataset = open_dataset(path)
+    assert dataset.resolution == (16, 16) and dataset.channels == 3 and dataset.count == 12
+    assert sorted(dataset.levels) == [(1, 1), (2, 2), (4, 4), (8, 8), (16, 16)]
+    for level in expected:
+        r = level.shape[-1]
+        stored = dataset.images(r, r)[:]
+        assert stored.dtype == np.uint8
+        np.testing.assert_array_equal(stored, level)
+    np.testing.assert_array_equal(dataset.labels, labels)
+    assert dataset.num_labels == labels.max() + 1
+    assert dataset.metadata["source"] == "NVIDIA h5tool.py"
+    # Values map [0, 255] -> [-1, 1].
+    np.testing.assert_allclose(dataset.to_float(np.array([0, 255], np.uint8)), [-1.0, 1.0])
+
+
+def test_our_writer_matches_h5tool_levels_and_round_trips_metadata(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(10, 1, 32, 32), dtype=np.uint8)
+    expected = write_like_h5tool(tmp_path / "ref.h5", images)
+    metadata = {"source": "test", "spectrogram": {"n_fft": 1024}, "note": "é"}
+    with DatasetWriter(tmp_path / "ours.h5", (32, 32), 1, "uint8", metadata, chunk=3) as writer:
+        writer.add(images[:4])
+        writer.add(images[4:])  # streamed in two pieces: the same file as one piece
+    dataset = open_dataset(tmp_path / "ours.h5")
+    for level in expected:
+        r = level.shape[-1]
+        np.testing.assert_array_equal(dataset.images(r, r)[:], level)
+    assert dataset.metadata["spectrogram"] == {"n_fft": 1024} and dataset.metadata["note"] == "é"
+    assert dataset.metadata["count"] == 10 and dataset.metadata["resolution"] == [32, 32]
+
+
+def test_float_non_square_levels_are_box_averages(tmp_path):
+    rng = np.random.default_rng(2)
+    images = rng.uniform(-1, 1, size=(5, 1, 8, 32)).astype(np.float32)
+    with DatasetWriter(tmp_path / "spec.h5", (8, 32), 1, "float32") as writer:
+        writer.add(images)
+    dataset = open_dataset(tmp_path / "spec.h5")
+    assert sorted(dataset.levels) == [(1, 4), (2, 8), (4, 16), (8, 32)]
+    level = images.astype(np.float64)
+    for h, w in [(4, 16), (2, 8), (1, 4)]:
+        level = level.reshape(5, 1, h, 2, w, 2).mean(axis=(3, 5))
+        np.testing.assert_allclose(dataset.images(h, w)[:], level, atol=1e-6)
+
+
+def test_fade_at_alpha_0_and_1_gives_the_lower_and_the_full_level_exactly(tmp_path):
+    rng = np.random.default_rng(3)
+    images = rng.uniform(-1, 1, size=(6, 1, 16, 16)).astype(np.float32)
+    with DatasetWriter(tmp_path / "f.h5", (16, 16), 1, "float32") as writer:
+        writer.add(images)
+    loader = LevelLoader(open_dataset(tmp_path / "f.h5"), seed=0)
+    full = loader.peek(2, 6)  # level 2 = 16x16 with the 4x4 base
+    lower = loader.peek(1, 6)
+    assert torch.equal(fade_reals(full, 1.0), full)
+    expected_lower = lower.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    torch.testing.assert_close(fade_reals(full, 0.0), expected_lower, atol=1e-6, rtol=0)
+    halfway = fade_reals(full, 0.5)
+    torch.testing.assert_close(halfway, 0.5 * (full + expected_lower), atol=1e-6, rtol=0)
+
+
+def test_loader_visits_every_image_once_per_pass_and_is_seeded(tmp_path):
+    prepare_synthetic_shapes(tmp_path / "s.h5", count=10, resolution=8, seed=0)
+    dataset = open_dataset(tmp_path / "s.h5")
+    loader = LevelLoader(dataset, seed=5)
+    level = loader.peek(1, 10)  # all ten at 8x8, in some order
+    seen = torch.cat([loader.batch(1, 5), loader.batch(1, 5)])  # one pass
+    # Each image of the pass matches exactly one stored image.
+    matches = (seen[:, None] == level[None]).flatten(2).all(dim=2)
+    assert matches.sum(dim=1).eq(1).all() and matches.sum(dim=0).eq(1).all()
+    again = LevelLoader(dataset, seed=5)
+    assert torch.equal(torch.cat([again.batch(1, 5), again.batch(1, 5)]), seen)
+    other = LevelLoader(dataset, seed=6)
+    assert not torch.equal(torch.cat([other.batch(1, 5), other.batch(1, 5)]), seen)
+
+
+def test_streaming_path_serves_the_same_batches_as_the_in_memory_path(tmp_path):
+    prepare_synthetic_shapes(tmp_path / "s.h5", count=20, resolution=16, seed=0)
+    dataset = open_dataset(tmp_path / "s.h5")
+    held = LevelLoader(dataset, seed=1)
+    streamed = LevelLoader(dataset, seed=1, memory_budget=0)
+    for _ in range(5):  # crosses a pass boundary (20 images, batches of 7)
+        assert torch.equal(held.batch(2, 7, alpha=0.3), streamed.batch(2, 7, alpha=0.3))
+    assert streamed._cache == {}
+
+
+def test_interrupted_preparation_leaves_no_complete_looking_file(tmp_path):
+    path = tmp_path / "broken.h5"
+    images = np.zeros((4, 3, 8, 8), np.uint8)
+    with pytest.raises(RuntimeError, match="power cut"):
+        with DatasetWriter(path, (8, 8), 3) as writer:
+            writer.add(images)
+            raise RuntimeError("power cut")
+    assert not path.exists() and not list(tmp_path.iterdir())
+    # A process killed mid-write leaves only the hidden partial file: opening names the problem.
+    with DatasetWriter(path, (8, 8), 3) as writer:
+        writer.add(images)
+    path.rename(tmp_path / ".broken.h5.partial")
+    with pytest.raises(FileNotFoundError, match="interrupted preparation"):
+        open_dataset(path)
+    # A file of ours whose 'complete' flag was never set is refused.
+    (tmp_path / ".broken.h5.partial").rename(path)
+    with h5py.File(path, "a") as f:
+        f.attrs["complete"] = False
+    with pytest.raises(DatasetError, match="incomplete"):
+        open_dataset(path)
+
+
+def test_not_a_dataset_is_a_clear_error(tmp_path):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all")
+    with pytest.raises(DatasetError, match="junk.h5"):
+        open_dataset(junk)
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f.create_dataset("something", data=np.zeros(3))
+    with pytest.raises(DatasetError, match="no data"):
+        open_dataset(tmp_path / "empty.h5")
+
+
+def save_image(path, array):
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+
+
+def test_image_folder_round_trips_and_names_bad_files(tmp_path):
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    arrays = [rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8) for _ in range(3)]
+    for i, a in enumerate(arrays):
+        save_image(folder / ("sub" if i == 2 else "") / f"im{i}.png", a)
+    dataset = prepare_images(tmp_path / "imgs.h5", folder)
+    assert dataset.count == 3 and dataset.channels == 3
+    stored = dataset.images(16, 16)[:]
+    np.testing.assert_array_equal(stored, np.stack(arrays).transpose(0, 3, 1, 2))
+
+    save_image(folder / "odd.png", rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"odd\.png: size 8x8, expected 16x16"):
+        prepare_images(tmp_path / "bad.h5", folder)
+    assert not (tmp_path / "bad.h5").exists() and not (tmp_path / ".bad.h5.partial").exists()
+    (folder / "odd.png").unlink()
+
+    save_image(folder / "zgray.png", rng.integers(0, 256, size=(16, 16), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"zgray\.png: grayscale, expected RGB"):
+        prepare_images(tmp_path / "bad.h5", folder)
+    (folder / "zgray.png").unlink()
+
+    (folder / "zz.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(ValueError, match=r"zz\.jpg: not a readable image"):
+        prepare_images(tmp_path / "bad.h5", folder)
+
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    save_image(odd / "a.png", rng.integers(0, 256, size=(24, 24), dtype=np.uint8))
+    with pytest.raises(ValueError, match="not a power of two"):
+        prepare_images(tmp_path / "bad.h5", odd)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no"):
+        prepare_images(tmp_path / "bad.h5", tmp_path / "empty")
+
+
+def test_prepare_and_dataset_info_commands(tmp_path, capsys):
+    from pgsound.cli import main
+
+    out = tmp_path / "shapes.h5"
+    assert main(["prepare", "synthetic-shapes", "--count", "12", "--resolution", "8", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["dataset", "info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "12 images" in text and "8x8" in text and "1x1" in text and "labels (3)" in text
+    assert json.loads(json.dumps(open_dataset(out).metadata))["source"] == "synthetic-shapes"
+    assert main(["dataset", "info", str(tmp_path / "missing.h5")]) == 2
