@@ -220,10 +220,13 @@ def paper_discriminator_count(channels: int, widths: list[int]) -> int:
     return total
 
 
-@pytest.mark.parametrize(("resolution", "channels", "g_count", "d_count"), [
-    (1024, 3, 23_086_795, 23_087_249),  # the paper's CelebA-HQ networks: 23.1M each (Table 2)
-    (512, 1, 23_074_728, 23_075_169),  # the piano run's 512x512 one-channel networks
-])
+@pytest.mark.parametrize(
+    ("resolution", "channels", "g_count", "d_count"),
+    [
+        (1024, 3, 23_086_795, 23_087_249),  # the paper's CelebA-HQ networks: 23.1M each (Table 2)
+        (512, 1, 23_074_728, 23_075_169),  # the piano run's 512x512 one-channel networks
+    ],
+)
 def test_parameter_counts(resolution, channels, g_count, d_count):
     with torch.device("meta"):  # shapes only: no 23M random numbers
         G = Generator(resolution=resolution, channels=channels)
