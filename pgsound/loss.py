@@ -40,7 +40,13 @@ def gradient_penalty(
 
     (book: chapter 3, GANs in two dimensions)
     """
-    u = torch.rand(reals.shape[0], 1, 1, 1, device=reals.device, generator=generator, dtype=torch.float32)
+    if reals.shape != fakes.shape:
+        raise ValueError(
+            f"gradient penalty: reals {tuple(reals.shape)} and fakes {tuple(fakes.shape)} must have the same shape"
+        )
+    # One u per sample, broadcast over the sample's other axes (images, or points of the 2-D toy of chapter 3).
+    u_shape = (reals.shape[0],) + (1,) * (reals.ndim - 1)
+    u = torch.rand(u_shape, device=reals.device, generator=generator, dtype=torch.float32)
     mixed = torch.lerp(reals.detach().float(), fakes.detach().float(), u).requires_grad_(True)
     scores, _ = split_output(D(mixed, level, alpha))
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
