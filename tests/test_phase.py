@@ -1,0 +1,206 @@
+"""Phase reconstruction: fast Griffin-Lim against librosa.griffinlim, PGHI, spectral convergence by hand."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from pgsound.phase import griffin_lim, pghi, spectral_convergence_db
+from pgsound.spectrogram import SpectrogramConfig, stft
+
+CONFIG = SpectrogramConfig(n_fft=256, hop_length=32, n_bins=128, n_frames=128)
+SECONDS = 0.5
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small FFTs: one thread avoids the spin-waits that make two threads 20x slower on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def piano_like(samples: int = int(SECONDS * 16000)) -> np.ndarray:
+    """Two decaying partial series and a glide: enough structure that the phase matters."""
+    t = np.arange(samples) / 16000
+    x = sum(np.sin(2 * np.pi * 220 * k * t) * np.exp(-(2 + k) * t) / k for k in range(1, 6))
+    x = x + 0.4 * np.sin(2 * np.pi * (600 + 200 * t) * t)
+    return (0.3 * x).astype(np.float32)
+
+
+def magnitude_of(x: np.ndarray) -> np.ndarray:
+    return np.abs(librosa.stft(x, n_fft=CONFIG.n_fft, hop_length=CONFIG.hop_length, pad_mode="constant"))
+
+
+# ---- spectral convergence ----------------------------------------------------------------------------------------
+def test_spectral_convergence_matches_numpy():
+    rng = np.random.default_rng(0)
+    s = rng.random((3, 129, 40))
+    x = s + 0.1 * rng.standard_normal(s.shape)
+    expected = [20 * np.log10(np.sqrt(((s[i] - x[i]) ** 2).sum()) / np.sqrt((s[i] ** 2).sum())) for i in range(3)]
+    np.testing.assert_allclose(spectral_convergence_db(s, x), expected, rtol=1e-10)
+    assert isinstance(spectral_convergence_db(s[0], x[0]), float)
+    # Audio as the estimate: its STFT magnitude is compared.
+    audio = piano_like()
+    target = magnitude_of(audio) * 1.1
+    hand = 20 * np.log10(np.linalg.norm(target - magnitude_of(audio)) / np.linalg.norm(target))
+    assert spectral_convergence_db(target, audio, CONFIG) == pytest.approx(hand, abs=1e-4)  # = 20 log10(0.1/1.1)
+    assert hand == pytest.approx(20 * np.log10(0.1 / 1.1), abs=1e-4)
+    # A picture's kept bins (Nyquist dropped) are compared with the same bins of the audio.
+    assert spectral_convergence_db(target[:128], audio, CONFIG) == pytest.approx(hand, abs=1e-3)
+
+
+def test_spectral_convergence_errors():
+    with pytest.raises(ValueError, match="all-zero target"):
+        spectral_convergence_db(np.zeros((4, 4)), np.ones((4, 4)))
+    with pytest.raises(ValueError, match=r"target shape \(1, 4, 4\) and estimate shape \(1, 4, 5\) differ"):
+        spectral_convergence_db(np.ones((4, 4)), np.ones((4, 5)))
+
+
+# ---- Griffin-Lim -------------------------------------------------------------------------------------------------
+def test_fast_griffin_lim_matches_librosa_quality():
+    """Same iterations, same momentum, random starts: the means agree within the seed spread."""
+    audio = piano_like()
+    magnitude = magnitude_of(audio)
+    n_iter, seeds = 60, 5
+    ours = griffin_lim(
+        np.stack([magnitude] * seeds), CONFIG, n_iter=n_iter, momentum=0.99, seed=0, device="cpu", length=audio.size
+    )
+    ours_db = spectral_convergence_db(np.stack([magnitude] * seeds), ours, CONFIG)
+    theirs_db = np.array(
+        [
+            spectral_convergence_db(
+                magnitude,
+                librosa.griffinlim(
+                    magnitude,
+                    n_iter=n_iter,
+                    hop_length=CONFIG.hop_length,
+                    n_fft=CONFIG.n_fft,
+                    momentum=0.99,
+                    init="random",
+                    random_state=seed,
+                    length=audio.size,
+                    pad_mode="constant",
+                ),
+                CONFIG,
+            )
+            for seed in range(seeds)
+        ]
+    )
+    spread = max(ours_db.std(), theirs_db.std(), 1.0)
+    assert abs(ours_db.mean() - theirs_db.mean()) < 2.5 * spread, (ours_db, theirs_db)
+    assert ours_db.mean() < -15  # and both actually converge
+    # Momentum is what makes it fast: plain Griffin-Lim at the same iteration count is clearly worse.
+    plain = griffin_lim(magnitude, CONFIG, n_iter=n_iter, momentum=0.0, seed=0, device="cpu")
+    assert spectral_convergence_db(magnitude, plain, CONFIG) > ours_db.mean() + 3
+
+
+def test_griffin_lim_from_librosas_start_follows_librosa():
+    """Given librosa's own random start, the first iterations coincide (before float rounding diverges)."""
+    magnitude = magnitude_of(piano_like())
+    start = 2 * np.pi * np.random.RandomState(3).random_sample(magnitude.shape)  # librosa draws it so
+    for n_iter in (1, 3):
+        ours = griffin_lim(magnitude, CONFIG, n_iter=n_iter, init=start, device="cpu")
+        theirs = librosa.griffinlim(
+            magnitude,
+            n_iter=n_iter,
+            hop_length=32,
+            n_fft=256,
+            momentum=0.99,
+            init="random",
+            random_state=3,
+            pad_mode="constant",
+            length=ours.size,
+        )
+        assert np.abs(ours - theirs).max() < 1e-3 * np.abs(theirs).max()
+
+
+def test_griffin_lim_history_seed_and_shapes():
+    magnitude = magnitude_of(piano_like())
+    audio, history = griffin_lim(magnitude, CONFIG, n_iter=20, seed=1, device="cpu", return_history=True)
+    assert audio.shape == (piano_like().size,) and audio.dtype == np.float32
+    assert history.shape == (21,)
+    assert history[-1] == pytest.approx(spectral_convergence_db(magnitude, audio, CONFIG), abs=0.05)
+    assert history[-1] < history[0] - 5
+    again = griffin_lim(magnitude, CONFIG, n_iter=20, seed=1, device="cpu")
+    np.testing.assert_array_equal(audio, again)
+    other = griffin_lim(magnitude, CONFIG, n_iter=20, seed=2, device="cpu")
+    assert not np.allclose(audio, other)
+    # Batched in chunks gives the same as all at once.
+    batch = np.stack([magnitude, magnitude * 0.5, magnitude * 2.0])
+    chunked = griffin_lim(batch, CONFIG, n_iter=5, init="pghi", device="cpu", batch_size=2)
+    whole = griffin_lim(batch, CONFIG, n_iter=5, init="pghi", device="cpu", batch_size=None)
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_griffin_lim_same_on_gpu():
+    magnitude = magnitude_of(piano_like())
+    cpu = griffin_lim(magnitude, CONFIG, n_iter=5, seed=0, device="cpu")
+    gpu = griffin_lim(magnitude, CONFIG, n_iter=5, seed=0, device="cuda")
+    assert np.abs(cpu - gpu).max() < 1e-3 * np.abs(cpu).max()
+
+
+def test_griffin_lim_errors():
+    magnitude = magnitude_of(piano_like())
+    with pytest.raises(ValueError, match=r"expected magnitudes of shape \(N, 129, frames\).*restore_bin"):
+        griffin_lim(magnitude[:128], CONFIG, n_iter=1)
+    with pytest.raises(ValueError, match="non-negative"):
+        griffin_lim(-magnitude, CONFIG, n_iter=1)
+    with pytest.raises(ValueError, match="init must be one of"):
+        griffin_lim(magnitude, CONFIG, n_iter=1, init="ones")
+    with pytest.raises(ValueError, match="n_iter must be a non-negative integer"):
+        griffin_lim(magnitude, CONFIG, n_iter=-1)
+    with pytest.raises(ValueError, match="momentum must be in"):
+        griffin_lim(magnitude, CONFIG, n_iter=1, momentum=1.5)
+
+
+# ---- PGHI --------------------------------------------------------------------------------------------------------
+def test_pghi_start_beats_random_start():
+    magnitude = magnitude_of(piano_like())
+    start = {
+        init: spectral_convergence_db(
+            magnitude, griffin_lim(magnitude, CONFIG, n_iter=0, init=init, device="cpu"), CONFIG
+        )
+        for init in ("random", "pghi")
+    }
+    assert start["pghi"] < start["random"] - 10, start
+    after = {
+        init: spectral_convergence_db(
+            magnitude, griffin_lim(magnitude, CONFIG, n_iter=20, init=init, device="cpu"), CONFIG
+        )
+        for init in ("random", "pghi")
+    }
+    assert after["pghi"] < after["random"] - 3, after
+
+
+def test_pghi_phase_advance_of_a_sinusoid():
+    """At the peak bin of a steady sinusoid, PGHI's phase step per frame is the true one: 2 pi f hop / sr."""
+    bin_index = 20
+    frequency = bin_index * 16000 / CONFIG.n_fft
+    x = np.sin(2 * np.pi * frequency * np.arange(8000) / 16000).astype(np.float32)
+    spectrum = stft(torch.from_numpy(x), CONFIG).numpy()
+    phase = pghi(np.abs(spectrum), CONFIG)
+    assert phase.shape == spectrum.shape and phase.dtype == np.float32
+    frames = slice(20, 200)  # away from the zero-padded ends
+    true_step = np.diff(np.angle(spectrum[bin_index, frames]))
+    our_step = np.diff(phase[bin_index, frames].astype(np.float64))
+    assert np.abs(np.angle(np.exp(1j * (our_step - true_step)))).max() < 1e-3
+    # Neighbouring bins of the same partial: phase relative to the peak bin matches the STFT's too (mod 2 pi).
+    relative_true = np.angle(spectrum[bin_index + 1, frames] / spectrum[bin_index, frames])
+    relative_ours = phase[bin_index + 1, frames] - phase[bin_index, frames]
+    assert np.median(np.abs(np.angle(np.exp(1j * (relative_ours - relative_true))))) < 0.3
+
+
+def test_pghi_batches_and_rejects_bad_input():
+    magnitude = magnitude_of(piano_like())
+    batch = pghi(np.stack([magnitude, magnitude]), CONFIG, seed=4)
+    np.testing.assert_array_equal(batch[0], pghi(magnitude, CONFIG, seed=4))
+    assert batch.min() >= 0 and batch.max() <= 2 * np.pi
+    with pytest.raises(ValueError, match="tol_db must be positive"):
+        pghi(magnitude, CONFIG, tol_db=0)
+    with pytest.raises(ValueError, match="expected magnitudes of shape"):
+        pghi(magnitude[:, :, None], CONFIG)
