@@ -1,0 +1,158 @@
+"""Reading recordings: any common format to mono float32 at the working sample rate (book: chapter 1).
+
+:func:`load_audio` reads WAV, FLAC, OGG and MP3 with soundfile (libsndfile) and falls back to librosa (audioread,
+ffmpeg) for what libsndfile cannot decode, mixes to mono and resamples. A file that cannot be used (corrupt,
+empty, silent, too short) is an :class:`AudioError` naming it and saying why. :func:`scan_audio_folder` reads a
+whole folder, skips such files and lists them in its report, so that a long preparation never stops half way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
+
+
+class AudioError(ValueError):
+    """A recording that cannot be used; the message names the file and the reason."""
+
+
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return data.mean(axis=1), int(rate)
+
+
+def _read_librosa(path: Path) -> tuple[np.ndarray, int]:
+    import warnings
+
+    import librosa
+
+    with warnings.catch_warnings():  # librosa warns when it falls back to audioread; we say so in errors instead
+        warnings.simplefilter("ignore")
+        data, rate = librosa.load(str(path), sr=None, mono=True)
+    return np.asarray(data, dtype=np.float32), int(rate)
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """Mono samples and the file's own sample rate: soundfile first, librosa for what libsndfile lacks."""
+    try:
+        return _read_soundfile(path)
+    except Exception as first:  # noqa: BLE001 - any decoder failure means: try the other decoder
+        try:
+            return _read_librosa(path)
+        except Exception as second:  # noqa: BLE001
+            reason = str(first).strip() or type(first).__name__
+            raise AudioError(
+                f"{path}: cannot decode as audio (soundfile: {reason}; librosa: {type(second).__name__}); "
+                f"expected a WAV, FLAC, OGG or MP3 file"
+            ) from second
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int = 16000,
+    min_seconds: float = 0.1,
+    silence_db: float = -80.0,
+) -> np.ndarray:
+    """Read one recording as mono float32 samples at ``sample_rate`` (book: chapter 1, "From file to waveform").
+
+    Channels are averaged; the audio is resampled with librosa (soxr, high quality) when the file's rate
+    differs. Raises ``FileNotFoundError`` for a missing file and :class:`AudioError` (a ``ValueError``) naming the
+    file for one that is empty, cannot be decoded, holds NaN/Inf samples, is shorter than ``min_seconds``, or is
+    silent (its peak below ``silence_db`` dB full scale).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such audio file")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 1:
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    audio, rate = _decode(path)
+    if audio.size == 0:
+        raise AudioError(f"{path}: holds no samples")
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(f"{path}: contains NaN or Inf samples")
+    seconds = audio.size / rate
+    if seconds < min_seconds:
+        raise AudioError(f"{path}: too short ({seconds:.3f} s, need at least {min_seconds:g} s)")
+    peak = float(np.abs(audio).max())
+    if peak <= 10.0 ** (silence_db / 20.0):
+        level = f"{20 * np.log10(peak):.1f} dB" if peak > 0 else "all zeros"
+        raise AudioError(f"{path}: silent (peak {level}, below {silence_db:g} dB full scale)")
+    if rate != sample_rate:
+        import librosa
+
+        audio = librosa.resample(audio, orig_sr=rate, target_sr=int(sample_rate), res_type="soxr_hq")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def find_audio_files(folder: str | os.PathLike, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:
+    """Every audio file under ``folder`` (recursively, by extension, any case), sorted so runs are reproducible.
+
+    A missing folder is a ``FileNotFoundError``; a folder without audio files a ``ValueError`` naming both.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    wanted = {e.lower() for e in extensions}
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
+    if not files:
+        raise ValueError(f"{folder}: no audio files (looked for {', '.join(sorted(wanted))}, recursively)")
+    return files
+
+
+@dataclass
+class AudioScan:
+    """What :func:`scan_audio_folder` found: usable files with their length, and skipped files with the reason."""
+
+    folder: Path
+    sample_rate: int
+    usable: list[tuple[Path, float]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(s for _, s in self.usable))
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.folder}: {len(self.usable)} usable files ({self.seconds / 60:.1f} min at {self.sample_rate} Hz), "
+            f"{len(self.skipped)} skipped"
+        ]
+        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+def scan_audio_folder(
+    folder: str | os.PathLike,
+    sample_rate: int = 16000,
+    min_seconds: float = 0.1,
+    silence_db: float = -80.0,
+    progress: bool = False,
+) -> AudioScan:
+    """Read every recording under ``folder``; bad ones are skipped and listed, never fatal (book: chapter 1).
+
+    Each file goes through :func:`load_audio` (so the checks are the same as for one file). Returns an
+    :class:`AudioScan`; ``print(scan.summary())`` shows the skipped files and why.
+    """
+    from tqdm.auto import tqdm
+
+    files = find_audio_files(folder)
+    scan = AudioScan(Path(folder), int(sample_rate))
+    for path in tqdm(files, unit="file", disable=not progress, desc="scan audio"):
+        try:
+            audio = load_audio(path, sample_rate, min_seconds=min_seconds, silence_db=silence_db)
+        except AudioError as error:
+            reason = str(error)
+            prefix = f"{path}: "
+            scan.skipped.append((path, reason[len(prefix) :] if reason.startswith(prefix) else reason))
+            continue
+        scan.usable.append((path, audio.size / sample_rate))
+    return scan
