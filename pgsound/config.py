@@ -75,6 +75,7 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     ema_beta: float = 0.999  # generator EMA (Gs) per step, as in the paper
+    ema_rampup: float | None = None  # cap Gs's half-life at rampup * images shown (stylegan2-ada: 0.05)
     # Outputs, counted in ticks (one tick = schedule.tick_kimg images).
     samples_every_ticks: int = 1
     checkpoint_every_ticks: int = 1

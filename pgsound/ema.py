@@ -3,11 +3,17 @@
 Samples and metrics come from Gs, not from G: averaging the weights over the last few thousand steps smooths
 out the oscillation that adversarial training leaves in G. After every G step,
 ``Gs = beta * Gs + (1 - beta) * G`` for each parameter; buffers are copied.
+
+The paper uses beta = 0.999 from the first step. Over a run of hundreds of kimg that is fine; over a laptop run
+of a few kimg, Gs still averages in the untrained G of the first thousand steps and shows noise. The optional
+ramp-up of stylegan2-ada-pytorch fixes that: the average's half-life (in images) is capped at
+``rampup * images_shown``, so early in a run Gs follows G closely and later it is the paper's average.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -18,6 +24,19 @@ def make_ema(model: nn.Module) -> nn.Module:
     ema = copy.deepcopy(model).eval()
     ema.requires_grad_(False)
     return ema
+
+
+def ema_beta_at(beta: float, batch_size: int, images_shown: int, rampup: float | None = None) -> float:
+    """The EMA's beta for one step (book: chapter 7, "Gs: why we sample from an average").
+
+    Without ``rampup``: ``beta``. With it: the half-life ``batch_size * ln(0.5) / ln(beta)`` images is capped at
+    ``rampup * images_shown``, and beta = 0.5 ** (batch_size / half_life).
+    """
+    if not rampup or beta <= 0.0 or beta >= 1.0:
+        return beta
+    half_life = batch_size * math.log(0.5) / math.log(beta)
+    half_life = min(half_life, max(rampup * images_shown, 1e-8))
+    return 0.5 ** (batch_size / half_life)
 
 
 @torch.no_grad()

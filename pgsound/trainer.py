@@ -24,7 +24,7 @@ import torch
 from pgsound.checkpoint import load_checkpoint, save_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.distributed import ProcessGroup, average_gradients, average_tensor, split_batch
-from pgsound.ema import make_ema, update_ema
+from pgsound.ema import ema_beta_at, make_ema, update_ema
 from pgsound.schedule import Phase, phase_at
 
 STAT_NAMES = ("loss_d", "loss_g", "penalty", "drift", "score_real", "score_fake")
@@ -184,7 +184,8 @@ class Trainer:
         loss_g.backward()
         average_gradients(self.G, self.group)
         self.opt_g.step()
-        update_ema(self.Gs, self.G, self.config.ema_beta)
+        beta = ema_beta_at(self.config.ema_beta, phase.batch_size, self.images_shown, self.config.ema_rampup)
+        update_ema(self.Gs, self.G, beta)
 
         self._stats += torch.stack(
             [loss_d.detach(), loss_g.detach()] + [d_stats[name].detach() for name in STAT_NAMES[2:]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -94,3 +96,19 @@ def test_ema_arithmetic():
         torch.testing.assert_close(e, m + 0.9**3 * (s - m))
     with pytest.raises(ValueError, match="beta"):
         update_ema(ema, model, beta=1.5)
+
+
+def test_ema_rampup_caps_the_half_life():
+    from pgsound.ema import ema_beta_at
+
+    # Without ramp-up, the paper's beta at every step.
+    assert ema_beta_at(0.999, 16, 0) == 0.999 and ema_beta_at(0.999, 16, 10**7, None) == 0.999
+    # beta 0.999 at batch 16 has a half-life of 16 ln 0.5 / ln 0.999 = 11084.9 images.
+    half_life = 16 * math.log(0.5) / math.log(0.999)
+    assert half_life == pytest.approx(11084.9, abs=0.1)
+    # After 24 kimg with ramp-up 0.05 the half-life is capped at 1200 images: beta = 0.5 ** (16 / 1200).
+    assert ema_beta_at(0.999, 16, 24_000, 0.05) == pytest.approx(0.5 ** (16 / 1200), rel=1e-12)
+    assert ema_beta_at(0.999, 16, 24_000, 0.05) < 0.9910
+    # Once rampup * images exceeds the half-life, the paper's beta again.
+    assert ema_beta_at(0.999, 16, 300_000, 0.05) == pytest.approx(0.999, rel=1e-12)
+    assert resolve_config("shapes-cpu").ema_rampup == 0.05 and resolve_config("paper").ema_rampup is None
