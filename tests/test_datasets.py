@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -219,3 +220,49 @@ def test_prepare_and_dataset_info_commands(tmp_path, capsys):
     assert "12 images" in text and "8x8" in text and "1x1" in text and "labels (3)" in text
     assert json.loads(json.dumps(open_dataset(out).metadata))["source"] == "synthetic-shapes"
     assert main(["dataset", "info", str(tmp_path / "missing.h5")]) == 2
+
+
+def test_synthetic_piano_dataset_is_seeded_and_labelled(tmp_path):
+    from pgsound.datasets.prepare import prepare_synthetic_piano
+    from pgsound.spectrogram import SpectrogramConfig
+
+    # The lowest 32 bins of a 512-point STFT, hop 256: pictures of 0.5 s (7936 samples).
+    config = SpectrogramConfig(n_fft=512, hop_length=256, n_bins=32, n_frames=32)
+    one = prepare_synthetic_piano(tmp_path / "a.h5", config, minutes=0.05, seed=3)
+    two = prepare_synthetic_piano(tmp_path / "b.h5", config, minutes=0.05, seed=3)
+    other = prepare_synthetic_piano(tmp_path / "c.h5", config, minutes=0.05, seed=4)
+    # 3 s of audio: 6 pictures, every level down to 1x1.
+    assert one.count == 6 and one.resolution == (32, 32) and (1, 1) in one.levels
+    np.testing.assert_array_equal(one.images(32, 32)[:], two.images(32, 32)[:])
+    assert not np.array_equal(one.images(32, 32)[:], other.images(32, 32)[:])
+    assert one.num_labels == 88 and one.labels.min() >= 0 and one.labels.max() < 88
+    assert SpectrogramConfig.from_dict(one.metadata["spectrogram"]) == config
+    values = one.images(32, 32)[:].astype(np.float32)
+    assert values.min() >= -1 and values.max() <= 1 and values.std() > 0.1
+
+
+def test_prepare_audio_skips_and_reports_bad_files(tmp_path):
+    import soundfile as sf
+
+    from pgsound.datasets.prepare import prepare_audio
+    from pgsound.spectrogram import SpectrogramConfig, audio_to_frames
+
+    config = SpectrogramConfig(n_fft=64, hop_length=32, n_bins=32, n_frames=32)
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    t = np.arange(16000) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t) * np.exp(-2 * t)).astype(np.float32)
+    sf.write(folder / "good.wav", tone, 16000)
+    (folder / "broken.flac").write_bytes(b"fLaC garbage")
+    sf.write(folder / "empty.wav", np.zeros(0, np.float32), 16000)
+    dataset, report = prepare_audio(tmp_path / "out.h5", folder, config, dtype="float32", workers=1)
+    assert report.files_used == 1 and sorted(Path(n).name for n, _ in report.skipped) == ["broken.flac", "empty.wav"]
+    assert "broken.flac" in report.summary()
+    # The stored pictures are exactly the sound path's pictures of the good file.
+    stored = sf.read(folder / "good.wav", dtype="float32")[0]  # 16-bit PCM, as written
+    np.testing.assert_allclose(dataset.images(32, 32)[:, 0], audio_to_frames(stored, config), atol=1e-5)
+    assert len(dataset.metadata["skipped"]) == 2
+    with pytest.raises(ValueError, match="no usable audio"):
+        (folder / "good.wav").unlink()
+        prepare_audio(tmp_path / "none.h5", folder, config, workers=1)
+    assert not (tmp_path / "none.h5").exists()

@@ -50,6 +50,7 @@ def _spectrogram_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", required=True, help="the dataset file to write (.h5)")
     parser.add_argument("--size", default="512x512", metavar="BINSxFRAMES",
                         help="picture size, frequency bins x frames (default 512x512: n_fft 1024, hop 128)")
+    parser.add_argument("--hop", type=int, help="hop length in samples (default 128, at most n_fft / 2)")
     parser.add_argument("--framing", choices=("consecutive", "crop"), default="consecutive",
                         help="consecutive windows that use all audio (default) or 5 s parts cropped as in 2018")
     parser.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="storage (default float16)")
@@ -62,9 +63,9 @@ def _spectrogram_config(args: argparse.Namespace):
         bins, frames = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         raise ValueError(f"--size must look like 512x512 (bins x frames), got {args.size!r}") from None
-    if (bins, frames) == (512, 512):
-        return SpectrogramConfig(framing=args.framing)
-    return SpectrogramConfig.for_shape(bins, frames, framing=args.framing)
+    # The reference time step (hop 128 at 16 kHz: 8 ms per column) at every size; n_fft = 2 * bins.
+    hop = args.hop or min(128, bins)
+    return SpectrogramConfig(n_fft=2 * bins, hop_length=hop, n_bins=bins, n_frames=frames, framing=args.framing)
 
 
 def run_audio(args: argparse.Namespace) -> int:
@@ -111,8 +112,11 @@ def run_info(args: argparse.Namespace) -> int:
         megabytes = ds.size * ds.dtype.itemsize / 1e6
         print(f"{f'{h}x{w}':>10} {str(tuple(ds.shape)):>18} {ds.dtype.name:>8} {megabytes:>9.1f}")
     if dataset.labels is not None:
-        counts = ", ".join(f"{k}: {n}" for k, n in enumerate(dataset.label_counts()))
-        print(f"labels ({dataset.num_labels}): {counts}")
+        counts = dataset.label_counts()
+        detail = ", ".join(f"{k}: {n}" for k, n in enumerate(counts)) if len(counts) <= 16 else (
+            f"{int((counts > 0).sum())} used, {int(counts.min())} to {int(counts.max())} images each")
+        print(f"labels ({dataset.num_labels}): {detail}")
     for key, value in dataset.metadata.items():
-        print(f"{key}: {value}")
+        text = str(value)
+        print(f"{key}: {text if len(text) <= 160 else text[:157] + '...'}")
     return 0

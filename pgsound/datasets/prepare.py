@@ -60,6 +60,49 @@ def prepare_synthetic_shapes(
     return PreparedDataset(path)
 
 
+def prepare_synthetic_piano(
+    path: str | Path,
+    config: Any = None,
+    minutes: float = 10.0,
+    seed: int = 0,
+    dtype: str = "float16",
+    chunk: int = 128,
+    progress: bool = False,
+) -> PreparedDataset:
+    """The embedded synthetic piano as a spectrogram dataset, with pitch labels (book: chapter 9).
+
+    Each picture is one phrase of :func:`pgsound.synth_piano.piano_dataset` exactly as long as the picture
+    (``config.segment_length`` samples), so its label, the key of the phrase's root (0 = A0 .. 87 = C8), is
+    exact. ``minutes`` of audio in all, seeded: the same arguments give the same file.
+    """
+    from tqdm.auto import tqdm
+
+    from pgsound.spectrogram import SpectrogramConfig, normalise, pieces_to_magnitude
+    from pgsound.synth_piano import LOWEST, piano_dataset
+
+    config = config or SpectrogramConfig()
+    if minutes <= 0:
+        raise ValueError(f"minutes must be positive, got {minutes}")
+    count = max(1, int(round(minutes * 60 / config.segment_seconds)))
+    names = ["A", "A#", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#"]
+    metadata = {
+        "source": "synthetic-piano", "seed": seed, "spectrogram": config.to_dict(), "num_labels": 88,
+        "label_names": [f"{names[k % 12]}{(k + 9) // 12}" for k in range(88)],
+        "labels": "key of the phrase's root: 0 = A0 (MIDI 21) .. 87 = C8 (MIDI 108)",
+        "value_mapping": f"log magnitude in dB, [{config.floor_db}, {config.ceiling_db}] -> [-1, 1]",
+    }
+    seconds = config.segment_length / config.sample_rate
+    with DatasetWriter(path, config.shape, 1, dtype, metadata, with_labels=True) as writer:
+        with tqdm(total=count, unit="clip", disable=not progress, desc="synthetic piano") as bar:
+            for start in range(0, count, chunk):
+                n = min(chunk, count - start)
+                audio, pitches = piano_dataset(n, seconds, config.sample_rate, seed=seed * 1_000_003 + start)
+                frames = normalise(pieces_to_magnitude(audio, config), config)
+                writer.add(frames[:, None], pitches - LOWEST)
+                bar.update(n)
+    return PreparedDataset(path)
+
+
 def prepare_images(path: str | Path, folder: str | Path, progress: bool = False) -> PreparedDataset:
     """A folder of PNG/JPEG images of one power-of-two size into a prepared dataset (uint8, every level).
 
