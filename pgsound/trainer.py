@@ -240,7 +240,8 @@ class Trainer:
         """Write a checkpoint of the current state; keep the last few plus milestones."""
         assert self.run_dir is not None
         folder = self.run_dir / "checkpoints"
-        name = f"{'milestone' if milestone else 'ckpt'}-{self.images_shown // 1000:06d}kimg.pt"
+        # Images shown to the image, so that short runs never write two checkpoints under one name.
+        name = f"{'milestone' if milestone else 'ckpt'}-{self.images_shown / 1000:010.3f}kimg.pt"
         path = save_checkpoint(self.state_dict(), folder / name)
         for old in sorted(folder.glob("ckpt-*.pt"))[: -self.config.keep_checkpoints]:
             old.unlink()
@@ -484,7 +485,7 @@ def check_dataset_matches(recorded: dict[str, Any], dataset: Any, checkpoint: Pa
 def latest_checkpoint(run_dir: str | Path) -> Path:
     """The newest checkpoint in ``RUN/checkpoints`` (by images shown)."""
     folder = Path(run_dir) / "checkpoints"
-    found = sorted(folder.glob("*.pt"), key=lambda p: (int(p.stem.split("-")[1][:-4]), p.name.startswith("ckpt")))
+    found = sorted(folder.glob("*.pt"), key=lambda p: (float(p.stem.split("-")[1][:-4]), p.name.startswith("ckpt")))
     if not found:
         raise FileNotFoundError(f"no checkpoint in {folder}")
     return found[-1]
