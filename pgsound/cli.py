@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # The order here is the order of ``pgsound --help``: the path of the data through the package.
 COMMAND_MODULES: tuple[str, ...] = (
     "pgsound.commands.info",
+    "pgsound.commands.sound",
     "pgsound.commands.prepare",
     "pgsound.commands.train",
     "pgsound.commands.generate",
