@@ -78,6 +78,7 @@ class TrainConfig:
     ema_rampup: float | None = None  # cap Gs's half-life at rampup * images shown (stylegan2-ada: 0.05)
     # Outputs, counted in ticks (one tick = schedule.tick_kimg images).
     samples_every_ticks: int = 1
+    sample_audio_iters: int = 1000  # Griffin-Lim iterations for the WAV samples of spectrogram runs
     checkpoint_every_ticks: int = 1
     keep_checkpoints: int = 3
     milestone_every_kimg: float = 500.0

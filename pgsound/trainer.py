@@ -410,7 +410,7 @@ class Trainer:
         images = self.generate(self.fixed_latents, self.fixed_labels)
         return write_sample_set(
             images, self.run_dir / "samples", f"fakes{self.images_shown // 1000:06d}", self.dataset,
-            grid=self.config.sample_grid,
+            grid=self.config.sample_grid, n_iter=self.config.sample_audio_iters,
         )
 
     def write_reals(self) -> Path | None:
