@@ -77,6 +77,9 @@ class Trainer:
         if self.device.type == "cpu":
             # Tiny gradients and Adam moments become denormal floats, which x86 CPUs process up to 50x slower.
             torch.set_flush_denormal(True)
+        if self.on_cuda:
+            # Shapes repeat within a level: let cuDNN pick the fastest convolution algorithms once per shape.
+            torch.backends.cudnn.benchmark = True
         torch.manual_seed(config.seed)
         self.G, self.D = build_networks(config, dataset)
         self.G.to(self.device)
