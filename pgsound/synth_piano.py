@@ -193,7 +193,7 @@ def compose_phrase(kind: str, seconds: float, rng: np.random.Generator, root: in
         return float(np.clip(loudness + accent + rng.normal(0, 0.07), 0.1, 1.0))
 
     notes: list[Note] = []
-    start = float(rng.uniform(0.0, 0.1))
+    start = float(rng.uniform(0.0, min(0.1, 0.25 * seconds)))  # short clips still start with a note
     if kind == "note":
         root = int(rng.integers(LOWEST, HIGHEST + 1)) if root is None else root
         notes.append(Note(root, start, float(rng.uniform(0.3, 0.9) * seconds), velocity()))
