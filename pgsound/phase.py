@@ -288,10 +288,10 @@ def _fgla(
         if with_history:
             history.append(_convergence_db(target, rebuilt, target_norm))
         if previous is not None and extrapolate:
-            angles = rebuilt - extrapolate * previous
+            angles = torch.sub(rebuilt, previous, alpha=extrapolate)
         else:
-            angles = rebuilt.clone() if extrapolate else rebuilt
-        angles = angles / (angles.abs() + eps) * target
+            angles = rebuilt
+        angles = angles * (target / (angles.abs() + eps))  # complex times real: faster than a complex division
         previous = rebuilt
     audio = istft(angles, config, length)
     if not with_history:

@@ -60,6 +60,19 @@ def test_stft_batches_and_istft_inverts_it():
     assert torch.allclose(back, x, atol=1e-5)
 
 
+@pytest.mark.parametrize("hop", [16, 24])  # 24 does not divide 128: torch.istft's path
+@pytest.mark.parametrize("length", [None, 3000, 4000, 4100])
+def test_istft_matches_torch_istft(hop, length):
+    config = SpectrogramConfig(n_fft=128, hop_length=hop, n_bins=64, n_frames=64)
+    spectrum = stft(torch.from_numpy(np.stack([chirp(4000, seed=0), chirp(4000, seed=1)])), config)
+    spectrum = spectrum * torch.polar(torch.ones(()), torch.tensor(0.3))  # not consistent any more
+    window = torch.hann_window(128, periodic=True)
+    expected = torch.istft(spectrum, 128, hop, 128, window=window, center=True, length=length)
+    ours = istft(spectrum, config, length=length)
+    assert ours.shape == expected.shape
+    assert torch.allclose(ours, expected, atol=1e-6)
+
+
 # ---- framing -----------------------------------------------------------------------------------------------------
 def test_reference_geometry_numbers():
     config = SpectrogramConfig()
