@@ -22,6 +22,9 @@ with the pre-2.x signature; the benchmark adapts that one call. The peer is inst
 dependencies, into a temporary directory that is only put on ``sys.path`` for this run (with ``--peer-source``
 an unpacked sdist is used instead, e.g. offline).
 
+Time is this process's CPU time when it runs on the CPU with one thread (``--clock auto``): on a machine shared
+with other jobs, wall time mostly measures when the scheduler let the benchmark run, CPU time what a step costs.
+
 The CPU's flush-denormal mode (which the trainer turns on) is set for every path alike; ``--keep-denormals``
 leaves it off for all.
 
@@ -195,13 +198,14 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(step, steps: int, device: torch.device) -> float:
+def time_steps(step, steps: int, device: torch.device, clock=time.perf_counter) -> float:
+    """Seconds per step by ``clock``: wall time, or this process's CPU time (``time.process_time``)."""
     sync(device)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(steps):
         step()
     sync(device)
-    return (time.perf_counter() - start) / steps
+    return (clock() - start) / steps
 
 
 def measure_cell(paths: dict, reals: torch.Tensor, resolution: int, alpha: float, args, device) -> dict:
@@ -210,14 +214,14 @@ def measure_cell(paths: dict, reals: torch.Tensor, resolution: int, alpha: float
     for name, path in paths.items():
         fn = functools.partial(path.step, reals, resolution, alpha)
         # Warm-up (allocations, Adam state for new layers); its time sizes the rounds.
-        warm = [time_steps(fn, 1, device) for _ in range(args.warmup)]
+        warm = [time_steps(fn, 1, device, args.clock) for _ in range(args.warmup)]
         steps[name] = max(1, math.ceil(args.seconds / min(warm))) if warm else 1
     times = {name: [] for name in paths}
     for r in range(args.rounds):
         order = list(paths) if r % 2 == 0 else list(reversed(paths))
         for name in order:
             fn = functools.partial(paths[name].step, reals, resolution, alpha)
-            times[name].append(time_steps(fn, steps[name], device))
+            times[name].append(time_steps(fn, steps[name], device, args.clock))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -240,6 +244,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--alphas", default="1,0.5", help="fade-in values to measure (1 = no fade)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 is the stable choice on a shared 2-core machine")
+    parser.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
+                        help="cpu: this process's CPU time, robust on a shared machine with --threads 1; wall: "
+                             "elapsed time; auto: cpu on a CPU device with one thread, wall otherwise")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per cell (median reported)")
     parser.add_argument("--seconds", type=float, default=2.0, help="about this long per path per round")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per path per cell (0 for large cells)")
@@ -266,6 +273,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     device = default_device()
+    if args.clock == "auto":
+        args.clock = "cpu" if device.type == "cpu" and args.threads == 1 else "wall"
+    clock_name, args.clock = args.clock, time.process_time if args.clock == "cpu" else time.perf_counter
     if device.type == "cpu" and not args.keep_denormals:
         torch.set_flush_denormal(True)
     max_res = max(args.resolutions)
@@ -289,8 +299,8 @@ def main(argv=None) -> None:
                 torch.set_flush_denormal(False)  # the Trainer turned it on; keep every path alike
 
         print(f"# {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads, torch "
-              f"{torch.__version__}, device {device}, batch {args.batch}, widths fmap_base {args.fmap_base} "
-              f"fmap_max {args.fmap_max} (latent {latent}; per resolution: "
+              f"{torch.__version__}, device {device}, {clock_name} clock, batch {args.batch}, widths fmap_base "
+              f"{args.fmap_base} fmap_max {args.fmap_max} (latent {latent}; per resolution: "
               + ", ".join(f"{r}:{w}" for r, w in zip(args.resolutions, widths)) + ")")
         counts = []
         for name, path in paths.items():
