@@ -1,0 +1,154 @@
+"""Audio figures for spectrogram GANs: consistency, mean log spectrum, spectral centroids (book: chapter 8).
+
+A generated spectrogram is only a magnitude. Three questions an image metric does not ask:
+
+- **Consistency**: is it the magnitude of *some* sound? Phase reconstruction (fast Griffin-Lim from PGHI, the
+  book's sound path) finds the closest sound; the spectral convergence between the picture and that sound's
+  STFT magnitude says how far the picture is from any real STFT. Real spectrograms are not perfect either
+  (the normalisation clips, a bin is dropped, the iterations stop), so the same figure on reals is the floor.
+- **Mean log spectrum**: the average level of every frequency row in dB, over all frames and pictures; the
+  root-mean-square difference between the real and generated curves shows a missing or excess band (too much
+  hiss, no bass) that per-patch metrics normalise away.
+- **Spectral centroid**: the magnitude-weighted mean frequency of each frame (librosa's definition), a single
+  number for "brightness"; the distribution over all frames is compared by the Wasserstein-1 distance in Hz.
+
+Pictures at a lower level of the network (fewer rows and columns) are read as they are for the spectrum and the
+centroids (a row is the average of ``n_bins / rows`` frequency bins) and scaled up to full size (nearest, as
+the networks upsample) for phase reconstruction, as :func:`pgsound.samples.spectrograms_to_audio` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from pgsound.spectrogram import SpectrogramConfig
+
+N_ITEMS = 32
+N_ITER = 64
+
+
+def as_config(settings: SpectrogramConfig | dict[str, Any]) -> SpectrogramConfig:
+    return settings if isinstance(settings, SpectrogramConfig) else SpectrogramConfig.from_dict(settings)
+
+
+def _pictures(images: Any, name: str) -> np.ndarray:
+    """(N, rows, columns) float32 from (N, 1, H, W) or (N, H, W), tensor or array."""
+    x = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
+    if x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 3:
+        raise ValueError(f"{name}: expected spectrograms of shape (N, 1, H, W) or (N, H, W), got {x.shape}")
+    return x
+
+
+def to_db(values: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
+    """Picture values in [-1, 1] to dB (the inverse of the normalisation, clipped to its range)."""
+    return (np.clip(values, -1.0, 1.0).astype(np.float64) + 1.0) * 0.5 * config.range_db + config.floor_db
+
+
+def row_frequencies(rows: int, config: SpectrogramConfig) -> np.ndarray:
+    """Centre frequency in Hz of each row of a picture with ``rows`` rows (row 0 lowest).
+
+    At full size a row is one STFT bin; at a lower level it averages ``n_bins / rows`` neighbouring bins.
+    """
+    if config.n_bins % rows:
+        raise ValueError(f"a picture with {rows} rows is not a level of {config.n_bins}-bin spectrograms")
+    bins = np.arange(config.kept_bins.start, config.kept_bins.stop) * config.sample_rate / config.n_fft
+    return bins.reshape(rows, -1).mean(axis=1)
+
+
+def mean_log_spectrum(images: Any, config: SpectrogramConfig | dict[str, Any]) -> np.ndarray:
+    """The mean level in dB of every row over all frames and pictures: (rows,) (book: chapter 8)."""
+    config = as_config(config)
+    return to_db(_pictures(images, "mean_log_spectrum"), config).mean(axis=(0, 2))
+
+
+def spectral_centroids(images: Any, config: SpectrogramConfig | dict[str, Any]) -> np.ndarray:
+    """The spectral centroid in Hz of every frame of every picture, flattened: (N * columns,).
+
+    ``sum_f f |S(f, t)| / sum_f |S(f, t)|`` on linear magnitudes, as ``librosa.feature.spectral_centroid``
+    (book: chapter 8, Measuring a GAN).
+    """
+    config = as_config(config)
+    x = _pictures(images, "spectral_centroids")
+    magnitude = 10.0 ** (to_db(x, config) / 20.0)
+    freqs = row_frequencies(x.shape[1], config)
+    return (np.einsum("f,nft->nt", freqs, magnitude) / magnitude.sum(axis=1)).reshape(-1)
+
+
+def wasserstein_1d(a: np.ndarray, b: np.ndarray) -> float:
+    """Wasserstein-1 distance between two empirical distributions on the line: the area between their CDFs."""
+    a, b = np.sort(np.asarray(a, np.float64).ravel()), np.sort(np.asarray(b, np.float64).ravel())
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError("the Wasserstein distance needs at least one value on each side")
+    points = np.concatenate([a, b])
+    points.sort()
+    widths = np.diff(points)
+    cdf_a = np.searchsorted(a, points[:-1], side="right") / len(a)
+    cdf_b = np.searchsorted(b, points[:-1], side="right") / len(b)
+    return float(np.sum(np.abs(cdf_a - cdf_b) * widths))
+
+
+def consistency_db(
+    images: Any,
+    config: SpectrogramConfig | dict[str, Any],
+    n_iter: int = N_ITER,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """Spectral convergence (dB, lower is better) of each picture against the sound phase reconstruction makes.
+
+    Pictures at a lower level are scaled up to full size first. The phase comes from
+    :func:`pgsound.spectrogram.frames_to_audio` (PGHI, then ``n_iter`` fast Griffin-Lim iterations); the figure
+    from :func:`pgsound.phase.spectral_convergence_db` on the kept bins (book: chapter 8, Measuring a GAN).
+    """
+    from pgsound.phase import spectral_convergence_db
+    from pgsound.spectrogram import denormalise, frames_to_audio
+
+    config = as_config(config)
+    x = torch.from_numpy(_pictures(images, "consistency_db"))
+    if tuple(x.shape[1:]) != config.shape:
+        x = torch.nn.functional.interpolate(x[:, None], size=config.shape, mode="nearest")[:, 0]
+    frames = x.clamp(-1, 1).numpy()
+    audio = frames_to_audio(frames, config, n_iter=n_iter, seed=seed, device=device)
+    return np.atleast_1d(spectral_convergence_db(denormalise(frames, config), audio, config))
+
+
+def audio_metrics(
+    reals: Any,
+    fakes: Any,
+    settings: SpectrogramConfig | dict[str, Any],
+    *,
+    n_items: int = N_ITEMS,
+    n_iter: int = N_ITER,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """The audio figures of generated against real spectrograms (book: chapter 8, Measuring a GAN).
+
+    ``sc_fake_db`` / ``sc_real_db``: mean spectral convergence through phase reconstruction of the first
+    ``n_items`` pictures of each side (``n_items=0`` skips this, the only slow part); ``log_spectrum_rms_db``:
+    RMS difference of the mean log spectra; ``centroid_w1_hz``: Wasserstein-1 distance between the per-frame
+    spectral centroid distributions, with ``centroid_real_hz`` / ``centroid_fake_hz`` their means.
+    """
+    config = as_config(settings)
+    real_pictures, fake_pictures = _pictures(reals, "reals"), _pictures(fakes, "fakes")
+    if real_pictures.shape[1:] != fake_pictures.shape[1:]:
+        raise ValueError(f"audio metrics need reals and fakes of one shape, got {real_pictures.shape[1:]} and "
+                         f"{fake_pictures.shape[1:]}")
+    spectrum_gap = mean_log_spectrum(real_pictures, config) - mean_log_spectrum(fake_pictures, config)
+    real_centroids = spectral_centroids(real_pictures, config)
+    fake_centroids = spectral_centroids(fake_pictures, config)
+    values = {
+        "log_spectrum_rms_db": float(np.sqrt(np.mean(spectrum_gap**2))),
+        "centroid_w1_hz": wasserstein_1d(real_centroids, fake_centroids),
+        "centroid_real_hz": float(real_centroids.mean()),
+        "centroid_fake_hz": float(fake_centroids.mean()),
+    }
+    if n_items > 0:
+        values["sc_real_db"] = float(consistency_db(real_pictures[:n_items], config, n_iter, seed, device).mean())
+        values["sc_fake_db"] = float(consistency_db(fake_pictures[:n_items], config, n_iter, seed, device).mean())
+    return values

@@ -1,0 +1,101 @@
+"""Audio figures: centroids against librosa, W1 against SciPy, spectra by hand, consistency of real vs noise."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from pgsound.metrics import audio as A
+from pgsound.spectrogram import SpectrogramConfig, audio_to_frames
+
+CONFIG = SpectrogramConfig.for_shape(64, 64)  # n_fft 128, hop 16: about 63 ms of sound per picture
+
+
+def tones(n: int, seed: int = 0) -> np.ndarray:
+    """Pictures of real sounds: decaying harmonic tones at random pitches."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(CONFIG.segment_length * n) / CONFIG.sample_rate
+    audio = np.zeros_like(t)
+    for start in range(n):
+        f0 = rng.uniform(200, 1500)
+        part = slice(start * CONFIG.segment_length, (start + 1) * CONFIG.segment_length)
+        tt = t[part] - t[part][0]
+        audio[part] = sum(np.sin(2 * np.pi * k * f0 * tt) / k for k in range(1, 4)) * np.exp(-10 * tt) * 0.3
+    frames = audio_to_frames(audio.astype(np.float32), CONFIG)
+    assert frames.shape == (n, 64, 64)
+    return frames
+
+
+def test_row_frequencies_at_full_size_and_lower_levels():
+    full = A.row_frequencies(64, CONFIG)
+    np.testing.assert_allclose(full, np.arange(64) * 16000 / 128)
+    np.testing.assert_allclose(A.row_frequencies(16, CONFIG), full.reshape(16, 4).mean(1))
+    with pytest.raises(ValueError, match="not a level"):
+        A.row_frequencies(48, CONFIG)
+
+
+def test_spectral_centroids_match_librosa():
+    pictures = tones(3)
+    centroids = A.spectral_centroids(pictures[:, None], CONFIG)
+    magnitude = 10.0 ** (A.to_db(pictures, CONFIG) / 20.0)
+    expected = [librosa.feature.spectral_centroid(S=m, freq=A.row_frequencies(64, CONFIG))[0] for m in magnitude]
+    np.testing.assert_allclose(centroids, np.concatenate(expected), rtol=1e-6)
+
+
+def test_mean_log_spectrum_by_hand():
+    x = np.zeros((2, 1, 8, 4), np.float32)
+    x[:, :, 3] = 0.5  # one row louder: 0.5 maps to -50 + 0.75 * 100 = 25 dB, the rest to 0 dB
+    spectrum = A.mean_log_spectrum(x, CONFIG.to_dict())
+    np.testing.assert_allclose(spectrum, [0, 0, 0, 25, 0, 0, 0, 0])
+
+
+def test_wasserstein_1d_matches_scipy():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=300), rng.gamma(2.0, size=170)
+    assert A.wasserstein_1d(a, b) == pytest.approx(scipy.stats.wasserstein_distance(a, b), rel=1e-10)
+    assert A.wasserstein_1d(a, a + 7.0) == pytest.approx(7.0)  # a shift moves every quantile by the shift
+    assert A.wasserstein_1d(a, a) == 0.0
+
+
+def test_audio_metrics_of_a_set_with_itself_and_with_a_louder_set():
+    reals = np.clip(tones(4), -0.8, 0.8)
+    same = A.audio_metrics(reals, reals, CONFIG, n_items=0)
+    assert same["log_spectrum_rms_db"] == 0.0 and same["centroid_w1_hz"] == 0.0
+    assert "sc_real_db" not in same  # n_items=0 skips phase reconstruction
+    louder = A.audio_metrics(torch.from_numpy(reals)[:, None], torch.from_numpy(reals + 0.1)[:, None], CONFIG,
+                             n_items=0)
+    assert louder["log_spectrum_rms_db"] == pytest.approx(5.0, rel=1e-5)  # 0.1 of the [-1, 1] range is 5 dB
+    # Adding the same dB everywhere scales every magnitude alike: the centroids do not move.
+    assert louder["centroid_w1_hz"] == pytest.approx(0.0, abs=1e-3)  # float32 rounding of the pictures
+
+
+def test_brighter_fakes_have_higher_centroids():
+    reals = tones(4)
+    brighter = np.roll(reals, 8, axis=1)  # every partial an octave-ish higher
+    values = A.audio_metrics(reals, brighter, CONFIG, n_items=0)
+    assert values["centroid_fake_hz"] > values["centroid_real_hz"] + 300
+    assert values["centroid_w1_hz"] > 300
+
+
+def test_consistency_real_spectrograms_beat_noise_pictures():
+    reals = tones(2)
+    noise = np.random.default_rng(1).uniform(-1, 1, size=reals.shape).astype(np.float32)
+    sc_real = A.consistency_db(reals, CONFIG, n_iter=16, device="cpu")
+    sc_noise = A.consistency_db(noise, CONFIG, n_iter=16, device="cpu")
+    assert sc_real.shape == (2,)
+    assert sc_real.max() < -12 and sc_noise.min() > -8 and sc_real.max() < sc_noise.min() - 8
+    # A lower level is scaled up to full size first.
+    low = torch.nn.functional.avg_pool2d(torch.from_numpy(reals)[:, None], 4)
+    assert A.consistency_db(low, CONFIG, n_iter=4, device="cpu").shape == (2,)
+    values = A.audio_metrics(reals, noise, CONFIG, n_items=2, n_iter=16, device="cpu")
+    assert values["sc_real_db"] == pytest.approx(sc_real.mean()) and values["sc_fake_db"] > values["sc_real_db"]
+
+
+def test_bad_input_is_clear():
+    with pytest.raises(ValueError, match="one shape"):
+        A.audio_metrics(np.zeros((2, 64, 64)), np.zeros((2, 32, 32)), CONFIG, n_items=0)
+    with pytest.raises(ValueError, match="reals: expected spectrograms"):
+        A.audio_metrics(np.zeros((2, 3, 64, 64)), np.zeros((2, 3, 64, 64)), CONFIG, n_items=0)
