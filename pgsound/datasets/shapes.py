@@ -1,8 +1,10 @@
 """Synthetic shapes: a small image dataset that a GAN learns visibly on a CPU in minutes (book: chapter 5).
 
-Each image is one bold shape (disc, square or triangle) in one of a few colours on a two-colour vertical
-gradient background. Few factors of variation and hard edges: blurry or mode-collapsed samples are easy to
-see, and the shape kind is a label for conditional runs. Rendering is supersampled 4x for smooth edges, at any
+Each image is one bold shape (disc, square or triangle) near the centre, in one of two colours that contrast
+with one of three two-colour vertical gradient backgrounds. Few discrete factors of variation (18 combinations
+of background, colour and shape; size, position and rotation vary continuously) and hard edges: a small GAN
+learns them on a CPU in minutes, blurry or mode-collapsed samples are easy to see, and the shape kind is a
+label for conditional runs. Rendering is supersampled 4x for smooth edges, at any
 power-of-two size, and seeded.
 """
 
@@ -16,6 +18,10 @@ PALETTE = np.array(
     dtype=np.float32,
 )
 SUPERSAMPLE = 4
+RED, AMBER, TEAL, STEEL, WHITE, NAVY = range(6)  # rows of PALETTE
+# (top, bottom) of each background gradient, and the two shape colours that stand out on it.
+BACKGROUNDS = ((NAVY, STEEL), (TEAL, WHITE), (RED, AMBER))
+SHAPE_COLOURS = {0: (WHITE, AMBER), 1: (NAVY, RED), 2: (WHITE, NAVY)}
 
 
 def shape_mask(kind: str, size: int, cx: float, cy: float, radius: float, angle: float) -> np.ndarray:
@@ -47,11 +53,13 @@ def make_shapes(count: int, resolution: int, seed: int = 0) -> tuple[np.ndarray,
     labels = rng.integers(len(SHAPES), size=count)
     ramp = np.linspace(0.0, 1.0, resolution, dtype=np.float32)[:, None, None]
     for i in range(count):
-        top, bottom, colour = rng.choice(len(PALETTE), size=3, replace=False)
+        scene = int(rng.integers(len(BACKGROUNDS)))
+        top, bottom = BACKGROUNDS[scene]
+        colour = SHAPE_COLOURS[scene][int(rng.integers(2))]
         background = (1 - ramp) * PALETTE[top] + ramp * PALETTE[bottom]  # (R, 1, 3)
         background = np.broadcast_to(background, (resolution, resolution, 3))
-        radius = rng.uniform(0.22, 0.36) * resolution
-        cx, cy = rng.uniform(radius, resolution - radius, size=2)
+        radius = rng.uniform(0.24, 0.34) * resolution
+        cx, cy = resolution / 2 + rng.uniform(-0.12, 0.12, size=2) * resolution
         mask = shape_mask(SHAPES[labels[i]], resolution, cx, cy, radius, rng.uniform(0, 2 * np.pi))[..., None]
         picture = (1 - mask) * background + mask * PALETTE[colour]
         images[i] = np.rint(picture).clip(0, 255).astype(np.uint8).transpose(2, 0, 1)
