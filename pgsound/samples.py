@@ -42,6 +42,8 @@ def grid_image(
     Spectrograms are flipped so that low frequencies are at the bottom and drawn with the magma colormap.
     """
     rows, cols = grid
+    if spectrogram and images.shape[1] > 1:
+        images = images[:, :1]  # magnitude + instantaneous frequency: show the magnitude
     cells = to_uint8(images[: rows * cols], colormap="magma" if spectrogram else None)
     if spectrogram:
         cells = cells[:, ::-1]
@@ -73,24 +75,28 @@ def spectrogram_settings(metadata: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def spectrograms_to_audio(
-    images: torch.Tensor, settings: dict[str, Any], n_iter: int | None = None
+    images: torch.Tensor, settings: dict[str, Any], n_iter: int | None = None, representation: str = "magnitude"
 ) -> np.ndarray:
-    """Generated spectrograms (N, 1, h, w) at any level to audio (N, samples) through the sound path.
+    """Generated spectrograms (N, C, h, w) at any level to audio (N, samples) through the sound path.
 
     Lower levels are scaled up (nearest, like the networks' upsampling) to the dataset's full size first, so
-    every level can be heard. (book: chapter 9, Piano spectrograms)
+    every level can be heard. ``representation`` is the dataset's (``pgsound.representations``).
+    (book: chapter 9, Piano spectrograms)
     """
-    from pgsound.spectrogram import SpectrogramConfig, frames_to_audio
+    from pgsound.representations import channels_of, decode
+    from pgsound.spectrogram import SpectrogramConfig
 
     config = SpectrogramConfig.from_dict(settings)
     full = (config.n_bins, config.n_frames)
     x = images.detach().float().cpu()
-    if x.ndim != 4 or x.shape[1] != 1:
-        raise ValueError(f"expected spectrograms of shape (N, 1, H, W), got {tuple(x.shape)}")
+    channels = channels_of(representation)
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"expected {representation} spectrograms of shape (N, {channels}, H, W), "
+                         f"got {tuple(x.shape)}")
     if tuple(x.shape[2:]) != full:
         x = torch.nn.functional.interpolate(x, size=full, mode="nearest")
     kwargs = {} if n_iter is None else {"n_iter": n_iter}
-    return np.asarray(frames_to_audio(x[:, 0].clamp(-1, 1).numpy(), config, **kwargs))
+    return decode(x.clamp(-1, 1).numpy(), config, representation, **kwargs)
 
 
 def write_sample_set(
@@ -120,7 +126,8 @@ def write_sample_set(
         from pgsound.spectrogram import write_wav
 
         count = len(images) if concatenate_audio else min(audio_count, len(images))
-        audio = spectrograms_to_audio(images[:count], settings, n_iter=n_iter)
+        representation = metadata.get("representation", "magnitude")
+        audio = spectrograms_to_audio(images[:count], settings, n_iter=n_iter, representation=representation)
         rate = int(settings.get("sample_rate", 16000))
         if concatenate_audio:
             files.append(write_wav(folder / f"{stem}.wav", audio.reshape(-1), rate))

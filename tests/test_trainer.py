@@ -142,3 +142,22 @@ def test_two_processes_keep_identical_weights(shapes_file, tmp_path):
     single = Trainer(tiny_config(), open_shapes(shapes_file), None, progress=False)
     assert torch.equal(a["G"], b["G"]) and torch.equal(a["D"], b["D"])
     assert not torch.equal(a["G"], weights(single.G))  # they did train
+
+
+def test_conditional_two_channel_run_trains_and_writes_audio(tmp_path):
+    """AC-GAN on magnitude + instantaneous frequency pictures with octave labels (chapter 11's options)."""
+    from pgsound.datasets import open_dataset
+    from pgsound.datasets.prepare import prepare_synthetic_piano
+    from pgsound.spectrogram import SpectrogramConfig
+
+    geometry = SpectrogramConfig(n_fft=512, hop_length=256, n_bins=32, n_frames=32)
+    data = prepare_synthetic_piano(tmp_path / "p.h5", geometry, minutes=0.1, representation="mag-if", labels="octave")
+    config = tiny_config("conditional=true", "schedule.total_kimg=0.1")
+    trainer = Trainer(config, open_dataset(data.path), tmp_path / "run", progress=False)
+    assert trainer.G.num_labels == 8 and trainer.G.channels == 2
+    trainer.train()
+    wavs = sorted((tmp_path / "run" / "samples").glob("*.wav"))
+    assert wavs, "a spectrogram run writes WAV samples"
+    labels = torch.arange(4) % 8
+    images = trainer.generate(torch.randn(4, trainer.G.latent_size), labels)
+    assert images.shape[1] == 2 and torch.isfinite(images).all()

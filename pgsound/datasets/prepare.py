@@ -68,37 +68,52 @@ def prepare_synthetic_piano(
     dtype: str = "float16",
     chunk: int = 128,
     progress: bool = False,
+    representation: str = "magnitude",
+    labels: str = "key",
 ) -> PreparedDataset:
     """The embedded synthetic piano as a spectrogram dataset, with pitch labels (book: chapter 9).
 
     Each picture is one phrase of :func:`pgsound.synth_piano.piano_dataset` exactly as long as the picture
-    (``config.segment_length`` samples), so its label, the key of the phrase's root (0 = A0 .. 87 = C8), is
-    exact. ``minutes`` of audio in all, seeded: the same arguments give the same file.
+    (``config.segment_length`` samples), so its label is exact: with ``labels="key"`` the key of the phrase's
+    root (0 = A0 .. 87 = C8), with ``labels="octave"`` its octave (0 = A0..G#1, ..., 7 = A7..C8), fewer
+    classes for conditional runs (chapter 11). ``representation`` is one of
+    :data:`pgsound.representations.REPRESENTATIONS`. ``minutes`` of audio in all, seeded: the same arguments
+    give the same file.
     """
     from tqdm.auto import tqdm
 
-    from pgsound.spectrogram import SpectrogramConfig, normalise, pieces_to_magnitude
+    from pgsound.representations import channels_of, encode
+    from pgsound.spectrogram import SpectrogramConfig
     from pgsound.synth_piano import LOWEST, piano_dataset
 
     config = config or SpectrogramConfig()
     if minutes <= 0:
         raise ValueError(f"minutes must be positive, got {minutes}")
+    if labels not in ("key", "octave"):
+        raise ValueError(f"labels must be 'key' or 'octave', got {labels!r}")
     count = max(1, int(round(minutes * 60 / config.segment_seconds)))
     names = ["A", "A#", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#"]
+    if labels == "key":
+        label_names = [f"{names[k % 12]}{(k + 9) // 12}" for k in range(88)]
+        described = "key of the phrase's root: 0 = A0 (MIDI 21) .. 87 = C8 (MIDI 108)"
+    else:
+        label_names = [f"A{k}..G#{k + 1}" for k in range(8)]
+        described = "octave of the phrase's root, counted from A: 0 = A0..G#1 .. 7 = A7..C8"
     metadata = {
-        "source": "synthetic-piano", "seed": seed, "spectrogram": config.to_dict(), "num_labels": 88,
-        "label_names": [f"{names[k % 12]}{(k + 9) // 12}" for k in range(88)],
-        "labels": "key of the phrase's root: 0 = A0 (MIDI 21) .. 87 = C8 (MIDI 108)",
+        "source": "synthetic-piano", "seed": seed, "spectrogram": config.to_dict(),
+        "representation": representation, "num_labels": len(label_names), "label_names": label_names,
+        "labels": described,
         "value_mapping": f"log magnitude in dB, [{config.floor_db}, {config.ceiling_db}] -> [-1, 1]",
     }
     seconds = config.segment_length / config.sample_rate
-    with DatasetWriter(path, config.shape, 1, dtype, metadata, with_labels=True) as writer:
+    channels = channels_of(representation)
+    with DatasetWriter(path, config.shape, channels, dtype, metadata, with_labels=True) as writer:
         with tqdm(total=count, unit="clip", disable=not progress, desc="synthetic piano") as bar:
             for start in range(0, count, chunk):
                 n = min(chunk, count - start)
                 audio, pitches = piano_dataset(n, seconds, config.sample_rate, seed=seed * 1_000_003 + start)
-                frames = normalise(pieces_to_magnitude(audio, config), config)
-                writer.add(frames[:, None], pitches - LOWEST)
+                keys = pitches - LOWEST
+                writer.add(encode(audio, config, representation), keys if labels == "key" else keys // 12)
                 bar.update(n)
     return PreparedDataset(path)
 
@@ -123,21 +138,24 @@ def prepare_images(path: str | Path, folder: str | Path, progress: bool = False)
 
 
 # ---- audio -------------------------------------------------------------------------------------------------------
-def _audio_file_to_frames(path: str, settings: dict[str, Any], dtype: str) -> tuple[str, np.ndarray | None, str]:
-    """Worker: one file to pictures (N, 1, n_bins, n_frames), or the reason it cannot be used."""
+def _audio_file_to_frames(
+    path: str, settings: dict[str, Any], dtype: str, representation: str
+) -> tuple[str, np.ndarray | None, str]:
+    """Worker: one file to pictures (N, C, n_bins, n_frames), or the reason it cannot be used."""
     import torch
 
     from pgsound.audio_io import AudioError, load_audio
-    from pgsound.spectrogram import SpectrogramConfig, audio_to_frames
+    from pgsound.representations import encode
+    from pgsound.spectrogram import SpectrogramConfig, split_audio
 
     torch.set_num_threads(1)  # one process per core already
     config = SpectrogramConfig.from_dict(settings)
     try:
         audio = load_audio(path, config.sample_rate)
-        frames = audio_to_frames(audio, config)
+        frames = encode(split_audio(audio, config), config, representation)
     except (AudioError, ValueError) as error:
         return path, None, str(error)
-    return path, frames[:, None].astype(dtype), ""
+    return path, frames.astype(dtype), ""
 
 
 def prepare_audio(
@@ -147,6 +165,7 @@ def prepare_audio(
     dtype: str = "float16",
     workers: int | None = None,
     progress: bool = False,
+    representation: str = "magnitude",
 ) -> tuple[PreparedDataset, PreparationReport]:
     """A folder of recordings into a prepared spectrogram dataset (book: chapter 9, Piano spectrograms).
 
@@ -154,11 +173,13 @@ def prepare_audio(
     with ``config`` (a :class:`pgsound.spectrogram.SpectrogramConfig`; the reference 512x512 geometry by
     default), in ``workers`` processes (default: every core), in file order so that the dataset is
     reproducible. Bad files (corrupt, empty, silent, too short) are skipped and listed in the report. The
-    spectrogram settings are stored in the metadata so that pictures can be turned back into sound.
+    spectrogram settings and the ``representation`` (:mod:`pgsound.representations`) are stored in the
+    metadata so that pictures can be turned back into sound.
     """
     from tqdm.auto import tqdm
 
     from pgsound.audio_io import find_audio_files
+    from pgsound.representations import channels_of
     from pgsound.spectrogram import SpectrogramConfig
 
     config = config or SpectrogramConfig()
@@ -167,11 +188,11 @@ def prepare_audio(
     report = PreparationReport(Path(path))
     settings = config.to_dict()
     metadata = {
-        "source": str(Path(folder).resolve()), "spectrogram": settings,
+        "source": str(Path(folder).resolve()), "spectrogram": settings, "representation": representation,
         "value_mapping": f"log magnitude in dB, [{config.floor_db}, {config.ceiling_db}] -> [-1, 1]",
     }
     workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
-    writer = DatasetWriter(path, config.shape, 1, dtype, metadata)
+    writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, metadata)
     with writer, tqdm(total=len(files), unit="file", disable=not progress, desc="prepare audio") as bar:
         pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
         try:
@@ -183,9 +204,9 @@ def prepare_audio(
                 if file is None:
                     return
                 if pool is None:
-                    pending.append(_audio_file_to_frames(str(file), settings, dtype))
+                    pending.append(_audio_file_to_frames(str(file), settings, dtype, representation))
                 else:
-                    pending.append(pool.submit(_audio_file_to_frames, str(file), settings, dtype))
+                    pending.append(pool.submit(_audio_file_to_frames, str(file), settings, dtype, representation))
 
             for _ in range(2 * workers):  # a bounded window keeps memory flat on long folders
                 submit()
