@@ -1,1 +1,111 @@
-"""Measuring a GAN without a pretrained network: SWD, MS-SSIM, NDB/K and audio consistency (book: chapter 8)."""
+"""Measuring a GAN without a pretrained network: SWD, MS-SSIM, NDB/K and audio consistency (book: chapter 8).
+
+:func:`evaluate_metrics` is the one entry point that ``pgsound evaluate`` and the training loop call:
+
+- ``swd``: sliced Wasserstein distance on Laplacian pyramids x1000, per level and average (``swd_32``, ...,
+  ``swd_avg``), :mod:`pgsound.metrics.swd`;
+- ``ms_ssim``: mean MS-SSIM of random pairs of fakes and, beside it, of reals (``ms_ssim_fake``,
+  ``ms_ssim_real``), :mod:`pgsound.metrics.ms_ssim`;
+- ``ndb``: NDB/K of the fakes and of held-out reals (``ndb_k``, ``ndb_k_real``, ``ndb_bins``),
+  :mod:`pgsound.metrics.ndb`;
+- ``audio`` (spectrogram data only): consistency through phase reconstruction of fakes and reals
+  (``sc_fake_db``, ``sc_real_db``), mean log spectrum distance, spectral centroids, :mod:`pgsound.metrics.audio`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+METRICS: tuple[str, ...] = ("swd", "ms_ssim", "ndb", "audio")
+NDB_SAMPLES_PER_BIN = 10  # reals per bin, at least, when the number of bins is chosen from the image count
+
+
+def default_metrics(num_images: int, metadata: dict[str, Any] | None = None) -> list[str]:
+    """The metrics that apply: all image metrics (NDB from 100 images), ``audio`` for spectrogram data."""
+    chosen = ["swd", "ms_ssim"]
+    if num_images >= 100:
+        chosen.append("ndb")
+    if metadata and metadata.get("spectrogram"):
+        chosen.append("audio")
+    return chosen
+
+
+def _as_tensor(images: Any) -> torch.Tensor:
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.asarray(images))
+    x = x.detach().float()
+    return x[:, None] if x.ndim == 3 else x
+
+
+def evaluate_metrics(
+    reals: Any,
+    fakes: Any,
+    metrics: list[str] | tuple[str, ...] | None = None,
+    seed: int = 0,
+    metadata: dict[str, Any] | None = None,
+    device: torch.device | str | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, float]:
+    """Chosen metrics of ``fakes`` against ``reals``: a flat dict of floats (book: chapter 8, Measuring a GAN).
+
+    ``reals`` and ``fakes``: (N, C, H, W) or (N, H, W) in [-1, 1], tensors or arrays; the larger side is cut
+    to the smaller's count. ``metrics``: names from :data:`METRICS` (default :func:`default_metrics`).
+    ``metadata``: the dataset's metadata; ``audio`` needs its ``"spectrogram"`` settings. ``device``: where the
+    work runs (default :func:`pgsound.device.default_device`). ``options``: keyword arguments per metric, e.g.
+    ``{"ndb": {"num_bins": 100}, "audio": {"n_items": 64}}``. Seeded: the same seed gives the same numbers.
+    SWD needs images of at least 7x7; at smaller levels (4x4) it is left out with a warning.
+    """
+    from pgsound.device import default_device
+
+    reals, fakes = _as_tensor(reals), _as_tensor(fakes)
+    if tuple(reals.shape[1:]) != tuple(fakes.shape[1:]):
+        raise ValueError(f"reals and fakes differ in shape: {tuple(reals.shape[1:])} and {tuple(fakes.shape[1:])}")
+    count = min(len(reals), len(fakes))
+    if count < 2:
+        raise ValueError(f"metrics need at least 2 images per side, got {len(reals)} reals and {len(fakes)} fakes")
+    reals, fakes = reals[:count], fakes[:count]
+    chosen = list(metrics) if metrics else default_metrics(count, metadata)
+    unknown = [name for name in chosen if name not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; known: {list(METRICS)}")
+    options = options or {}
+    device = torch.device(device) if device is not None else default_device()
+    values: dict[str, float] = {}
+    for name in chosen:
+        kwargs = dict(options.get(name, {}))
+        if name == "swd":
+            from pgsound.metrics.swd import NHOOD_SIZE, sliced_wasserstein_distance
+
+            if min(reals.shape[-2:]) < NHOOD_SIZE:
+                warnings.warn(f"SWD left out: {reals.shape[-2]}x{reals.shape[-1]} images are smaller than one "
+                              f"{NHOOD_SIZE}x{NHOOD_SIZE} neighbourhood", stacklevel=2)
+                continue
+            values.update(sliced_wasserstein_distance(reals, fakes, seed=seed, device=device, **kwargs))
+        elif name == "ms_ssim":
+            from pgsound.metrics.ms_ssim import mean_pairwise_ms_ssim
+
+            values["ms_ssim_fake"] = mean_pairwise_ms_ssim(fakes, seed=seed, device=device, **kwargs)
+            values["ms_ssim_real"] = mean_pairwise_ms_ssim(reals, seed=seed, device=device, **kwargs)
+        elif name == "ndb":
+            from pgsound.metrics.ndb import NUM_BINS, ndb
+
+            held_out = kwargs.get("held_out", 0.5)
+            kwargs.setdefault("num_bins", min(NUM_BINS, int(count * (1 - held_out)) // NDB_SAMPLES_PER_BIN))
+            if kwargs["num_bins"] < 2:
+                raise ValueError(f"NDB needs at least {int(2 * NDB_SAMPLES_PER_BIN / (1 - held_out))} images per "
+                                 f"side for 2 bins of {NDB_SAMPLES_PER_BIN} reals, got {count}")
+            values.update(ndb(reals, fakes, seed=seed, device=device, **kwargs))
+        elif name == "audio":
+            from pgsound.metrics.audio import audio_metrics
+
+            settings = (metadata or {}).get("spectrogram")
+            if not settings:
+                raise ValueError("the 'audio' metrics need spectrogram data (the dataset's metadata has no "
+                                 "'spectrogram' settings)")
+            if reals.shape[1] != 1:
+                raise ValueError(f"the 'audio' metrics need one-channel spectrograms, got {reals.shape[1]} channels")
+            values.update(audio_metrics(reals, fakes, settings, seed=seed, device=device, **kwargs))
+    return values
