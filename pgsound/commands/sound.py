@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="BINSxFRAMES",
         help="picture size, frequency bins x frames (default 512x512: n_fft 1024, hop 128)",
     )
-    forward.add_argument("--hop", type=int, help="hop length in samples (default 128, at most n_fft / 2)")
+    forward.add_argument("--n-fft", type=int, help="FFT size (default 2 x bins; larger keeps only the lowest bins)")
+    forward.add_argument("--hop", type=int, help="hop length in samples (default 128, at most bins)")
     forward.add_argument(
         "--framing",
         choices=("consecutive", "crop"),
