@@ -73,12 +73,18 @@ def test_a_set_missing_a_mode_is_flagged():
     empty = on_fakes.test_counts == 0
     assert empty.any() and on_fakes.different[empty].all() and (on_fakes.z[empty] < 0).all()
     assert on_reals.test_counts.sum() == on_fakes.test_counts.sum() == 1000
+    # The centres come back as pictures; the bins that lost their fakes are the ones around the missing mode.
+    assert on_fakes.centres.shape == (20, 1, 8, 8) and np.array_equal(on_fakes.centres, on_reals.centres)
+    nearest = torch.cdist(torch.from_numpy(on_fakes.centres[empty]).reshape(-1, 64), templates(10).reshape(10, -1))
+    assert (nearest.argmin(1) == 0).all()
 
 
 def test_large_images_are_pooled_and_bad_input_is_clear():
     reals = torch.rand(400, 1, 64, 128) * 2 - 1
-    values = N.ndb(reals, reals.flip(0), num_bins=10)
+    values, on_fakes, _ = N.ndb(reals, reals.flip(0), num_bins=10, return_results=True)
     assert 0.0 <= values["ndb_k"] <= 1.0
+    assert on_fakes.centres.shape == (10, 1, 32, 32) == (10, *N.pooled_shape(reals.shape))
+    assert N.pooled_shape((5, 40, 20), max_side=16) == (1, 16, 16)
     with pytest.raises(ValueError, match="one shape"):
         N.ndb(reals, reals[:, :, :32])
     with pytest.raises(ValueError, match="at least 100 reals"):

@@ -21,7 +21,7 @@ runs in torch on the chosen device from a seeded generator.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,8 @@ class NDBResult:
     p_values: np.ndarray
     different: np.ndarray  # bool: p < alpha
     alpha: float
+    # The k-means centres as pictures (K, C, h, w) at the pooled size (at most max_side a side); set by ndb().
+    centres: np.ndarray | None = None
 
     @property
     def ndb(self) -> int:
@@ -61,14 +63,23 @@ class NDBResult:
         return self.test_counts / self.test_counts.sum()
 
 
+def pooled_shape(shape: tuple[int, ...], max_side: int = MAX_SIDE) -> tuple[int, ...]:
+    """The shape of one sample as NDB sees it: (C, h, w) with each side cut to ``max_side`` by averaging."""
+    sample = tuple(int(s) for s in shape[1:])
+    if len(sample) == 2:  # (N, H, W): one channel
+        sample = (1, *sample)
+    if len(sample) == 3 and max(sample[-2:]) > max_side:
+        sample = (sample[0], min(sample[1], max_side), min(sample[2], max_side))
+    return sample
+
+
 def _flatten(images: Any, max_side: int, device: torch.device) -> torch.Tensor:
     x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.asarray(images))
     x = x.to(device=device, dtype=torch.float32)
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim == 4 and max(x.shape[-2:]) > max_side:
-        size = (min(x.shape[-2], max_side), min(x.shape[-1], max_side))
-        x = F.adaptive_avg_pool2d(x, size)
+        x = F.adaptive_avg_pool2d(x, pooled_shape(x.shape, max_side)[-2:])
     return x.reshape(len(x), -1)
 
 
@@ -155,7 +166,8 @@ def ndb(
     ``reals`` (N, C, H, W), shuffled with ``seed``: ``1 - held_out`` of them make the bins, the rest are the
     calibration set; ``fakes`` any number of samples of the same shape. The generator is tested on as many
     fakes as there are held-out reals, so that both figures have the same statistical power.
-    ``return_results=True`` also returns the two :class:`NDBResult` (fakes, held-out reals) for plots.
+    ``return_results=True`` also returns the two :class:`NDBResult` (fakes, held-out reals) for plots, with the
+    bins' centres as pictures (``centres``).
     (book: chapter 8, NDB bins)
     """
     if tuple(reals.shape[1:]) != tuple(fakes.shape[1:]):
@@ -180,7 +192,8 @@ def ndb(
     centres, fit_bins = kmeans(flat_reals[:n_bins_fit], num_bins, generator)
     held = assign_bins(flat_reals[n_bins_fit:n_bins_fit + n_test], centres)
     generated = assign_bins(_flatten(fakes[:n_test], max_side, device), centres)
-    on_fakes = ndb_test(fit_bins, generated, num_bins, alpha)
-    on_reals = ndb_test(fit_bins, held, num_bins, alpha)
+    pictures = centres.reshape(num_bins, *pooled_shape(reals.shape, max_side)).cpu().numpy()
+    on_fakes = replace(ndb_test(fit_bins, generated, num_bins, alpha), centres=pictures)
+    on_reals = replace(ndb_test(fit_bins, held, num_bins, alpha), centres=pictures)
     values = {"ndb_k": on_fakes.ndb_k, "ndb_k_real": on_reals.ndb_k, "ndb_bins": float(num_bins)}
     return (values, on_fakes, on_reals) if return_results else values
