@@ -152,3 +152,50 @@ def audio_metrics(
         values["sc_real_db"] = float(consistency_db(real_pictures[:n_items], config, n_iter, seed, device).mean())
         values["sc_fake_db"] = float(consistency_db(fake_pictures[:n_items], config, n_iter, seed, device).mean())
     return values
+
+
+# ---- comparing representations through their sound (book: chapter 11) --------------------------------------------
+def common_spectrograms(audio: Any, settings: SpectrogramConfig | dict[str, Any]) -> np.ndarray:
+    """Clips ``(N, samples)`` to normalised log-magnitude pictures ``(N, 1, n_bins, n_frames)`` of one geometry.
+
+    Each clip is cut to its first ``segment_length`` samples of ``settings`` (a clip that is shorter is an
+    error), then goes through the sound path's magnitude picture. Audio decoded from pictures of any
+    representation (linear bins, mel bands, magnitude with instantaneous frequency, any picture shape) lands in
+    the same pictures, so that image metrics compare the *sounds* (book: chapter 11, Beyond the paper).
+    """
+    from pgsound.representations import encode
+
+    config = as_config(settings)
+    clips = audio.detach().float().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, np.float32)
+    if clips.ndim != 2:
+        raise ValueError(f"expected clips of shape (N, samples), got {clips.shape}")
+    if clips.shape[1] < config.segment_length:
+        raise ValueError(f"clips of {clips.shape[1]} samples are shorter than the {config.segment_length} that "
+                         f"{config.n_frames} frames of hop {config.hop_length} cover; use fewer frames")
+    return encode(clips[:, : config.segment_length], config, "magnitude")
+
+
+def audio_distances(
+    real_audio: Any,
+    fake_audio: Any,
+    settings: SpectrogramConfig | dict[str, Any],
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """How far generated clips are from real ones, measured on :func:`common_spectrograms` of both.
+
+    ``swd_*`` and ``swd_avg``: the sliced Wasserstein distance x1000 (:mod:`pgsound.metrics.swd`);
+    ``log_spectrum_rms_db``, ``centroid_w1_hz``, ``centroid_real_hz``, ``centroid_fake_hz``: as
+    :func:`audio_metrics` (without its phase-reconstruction part: the clips are sound already). The larger side
+    is cut to the smaller's count. (book: chapter 11, Beyond the paper)
+    """
+    from pgsound.metrics.swd import sliced_wasserstein_distance
+
+    reals, fakes = common_spectrograms(real_audio, settings), common_spectrograms(fake_audio, settings)
+    count = min(len(reals), len(fakes))
+    if count < 2:
+        raise ValueError(f"need at least 2 clips per side, got {len(reals)} real and {len(fakes)} generated")
+    reals, fakes = torch.from_numpy(reals[:count]), torch.from_numpy(fakes[:count])
+    values = sliced_wasserstein_distance(reals, fakes, seed=seed, device=device)
+    values.update(audio_metrics(reals, fakes, settings, n_items=0))
+    return values
