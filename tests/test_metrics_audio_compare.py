@@ -66,3 +66,12 @@ def test_audio_distances_by_hand():
     assert same["log_spectrum_rms_db"] == 0.0 and same["centroid_w1_hz"] == 0.0
     with pytest.raises(ValueError, match="at least 2 clips"):
         A.audio_distances(reals[:1], fakes, COMMON)
+
+
+def test_peak_frequencies_pick_the_loudest_row_on_average():
+    pictures = np.full((2, 1, 32, 30), -1.0, np.float32)
+    pictures[0, 0, 5] = 0.2  # a partial that rings through the picture
+    pictures[1, 0, 20, :3] = 1.0  # a short loud burst ...
+    pictures[1, 0, 9] = 0.8  # ... loses to a partial 10 dB quieter (a third of the magnitude) but ten times longer
+    np.testing.assert_allclose(A.peak_frequencies(pictures, COMMON), A.row_frequencies(32, COMMON)[[5, 9]])
+    np.testing.assert_allclose(A.row_frequencies(32, COMMON)[[5, 9]], [312.5, 562.5])

@@ -79,6 +79,19 @@ def spectral_centroids(images: Any, config: SpectrogramConfig | dict[str, Any]) 
     return (np.einsum("f,nft->nt", freqs, magnitude) / magnitude.sum(axis=1)).reshape(-1)
 
 
+def peak_frequencies(images: Any, config: SpectrogramConfig | dict[str, Any]) -> np.ndarray:
+    """The frequency in Hz of the loudest row of each picture, averaged over its frames: (N,).
+
+    Rows are compared by their mean *linear* magnitude, so a loud partial that rings for a while wins over a
+    short burst. For a piano note this is one of its lowest partials, so it follows the pitch (book: chapter 11,
+    Beyond the paper: does the label set the pitch?).
+    """
+    config = as_config(config)
+    x = _pictures(images, "peak_frequencies")
+    mean_magnitude = (10.0 ** (to_db(x, config) / 20.0)).mean(axis=2)
+    return row_frequencies(x.shape[1], config)[mean_magnitude.argmax(axis=1)]
+
+
 def wasserstein_1d(a: np.ndarray, b: np.ndarray) -> float:
     """Wasserstein-1 distance between two empirical distributions on the line: the area between their CDFs."""
     a, b = np.sort(np.asarray(a, np.float64).ravel()), np.sort(np.asarray(b, np.float64).ravel())
