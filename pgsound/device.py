@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import random
+import sys
 
 import numpy as np
 import torch
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 
 
 def default_device() -> torch.device:
@@ -33,3 +40,26 @@ def describe_device(device: torch.device | None = None) -> str:
         props = torch.cuda.get_device_properties(device)
         return f"{device} ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
     return f"{device} ({torch.get_num_threads()} threads)"
+
+
+def keep_freed_memory(limit_bytes: int = 1 << 30) -> bool:
+    """Let glibc's malloc reuse freed blocks up to ``limit_bytes`` instead of returning them to the system.
+
+    By default glibc serves every block above 32 MiB with a fresh ``mmap`` and unmaps it on ``free``, so each
+    large activation costs the kernel a page fault per 4 KiB page on first touch. A training step at 128x128
+    (batch 16, 64 channels: 64 MiB per activation) spent about 40% of its CPU time in those faults. Serving
+    such blocks from the heap and keeping the freed heap lets the next step reuse the same pages: the step's
+    arithmetic is unchanged. Process-wide, like ``torch.set_flush_denormal``; the process keeps its peak heap
+    until it exits. Returns whether both settings took effect (False on systems without glibc).
+    (book: chapter 7, The training loop)
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    limit = int(min(limit_bytes, 2**31 - 1))
+    return bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, limit))

@@ -64,7 +64,7 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         from pgsound.datasets import LevelLoader
-        from pgsound.device import default_device
+        from pgsound.device import default_device, keep_freed_memory
 
         self.config = config
         self.dataset = dataset
@@ -77,6 +77,8 @@ class Trainer:
         if self.device.type == "cpu":
             # Tiny gradients and Adam moments become denormal floats, which x86 CPUs process up to 50x slower.
             torch.set_flush_denormal(True)
+            # Large activations reuse freed heap pages instead of page-faulting fresh mmaps every step.
+            keep_freed_memory()
         if self.on_cuda:
             # Shapes repeat within a level: let cuDNN pick the fastest convolution algorithms once per shape.
             torch.backends.cudnn.benchmark = True
