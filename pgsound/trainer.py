@@ -141,7 +141,10 @@ class Trainer:
     def _labels(self, n: int) -> torch.Tensor | None:
         if not self.config.conditional:
             return None
-        return torch.randint(self.dataset.num_labels, (n,), device=self.device, generator=self.latent_rng)
+        # Labels of random real images, as NVIDIA's get_random_labels_tf: G sees each class as often as D does
+        # (uniform labels over-ask rare classes, and D's label term then fights the data).
+        index = torch.randint(len(self.loader.labels), (n,), device=self.device, generator=self.latent_rng)
+        return self.loader.labels[index]
 
     def step(self) -> Phase:
         """One D step and one G step at the current phase; returns that phase."""
