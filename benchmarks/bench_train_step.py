@@ -25,11 +25,12 @@ an unpacked sdist is used instead, e.g. offline).
 Time is this process's CPU time when it runs on the CPU with one thread (``--clock auto``): on a machine shared
 with other jobs, wall time mostly measures when the scheduler let the benchmark run, CPU time what a step costs.
 
-The CPU's flush-denormal mode (which the trainer turns on) is set for every path alike; ``--keep-denormals``
-leaves it off for all.
+The CPU's flush-denormal mode and ``pgsound.device.keep_freed_memory`` (glibc reuses freed large blocks instead
+of page-faulting fresh ones), which the trainer turns on, are process-wide and set for every path alike;
+``--keep-denormals`` and ``--system-malloc`` leave them off for all.
 
     .venv/bin/python benchmarks/bench_train_step.py [--resolutions 8,16,...,512] [--batch 16]
-        [--widths 8192,64 | --paper-widths] [--threads 1] [--rounds 3] [--seconds 2]
+        [--widths 8192,64 | --paper-widths] [--threads 1] [--rounds 3] [--seconds 2] [--system-malloc]
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import pgsound.device
 from pgsound.config import LossConfig, TrainConfig
 from pgsound.datasets import DatasetWriter, fade_reals, open_dataset
 from pgsound.device import default_device
@@ -253,6 +255,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--paths", default=",".join(PATHS), help="which of peer,plain,trainer to run")
     parser.add_argument("--peer-source", type=Path, help="an unpacked pro-gan-pth 3.4 sdist instead of pip")
     parser.add_argument("--keep-denormals", action="store_true", help="leave the CPU's flush-denormal mode off")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="leave glibc's malloc as it is (no keep_freed_memory), for every path")
     args = parser.parse_args(argv)
     if args.batch % 4:
         parser.error(f"--batch {args.batch}: minibatch stddev groups of 4 need a multiple of 4")
@@ -278,6 +282,11 @@ def main(argv=None) -> None:
     clock_name, args.clock = args.clock, time.process_time if args.clock == "cpu" else time.perf_counter
     if device.type == "cpu" and not args.keep_denormals:
         torch.set_flush_denormal(True)
+    malloc = "system malloc"
+    if args.system_malloc:
+        pgsound.device.keep_freed_memory = lambda *_, **__: False  # the Trainer looks it up when built
+    elif device.type == "cpu" and pgsound.device.keep_freed_memory():
+        malloc = "keep_freed_memory"
     max_res = max(args.resolutions)
     latent = num_features(0, args.fmap_base, 1.0, args.fmap_max)
     widths = [num_features(int(math.log2(r)) - 1, args.fmap_base, 1.0, args.fmap_max) for r in args.resolutions]
@@ -299,8 +308,8 @@ def main(argv=None) -> None:
                 torch.set_flush_denormal(False)  # the Trainer turned it on; keep every path alike
 
         print(f"# {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads, torch "
-              f"{torch.__version__}, device {device}, {clock_name} clock, batch {args.batch}, widths fmap_base "
-              f"{args.fmap_base} fmap_max {args.fmap_max} (latent {latent}; per resolution: "
+              f"{torch.__version__}, device {device}, {clock_name} clock, {malloc}, batch {args.batch}, widths "
+              f"fmap_base {args.fmap_base} fmap_max {args.fmap_max} (latent {latent}; per resolution: "
               + ", ".join(f"{r}:{w}" for r, w in zip(args.resolutions, widths)) + ")")
         counts = []
         for name, path in paths.items():
