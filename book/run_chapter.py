@@ -30,7 +30,8 @@ def run(pattern: str, profile: str) -> int:
     for path in paths:
         notebook = jupytext.read(path)
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        env = dict(os.environ, PGSOUND_PROFILE=profile, MPLBACKEND="Agg")
+        # The kernel's inline backend, so that the written notebook holds the figures (Agg would drop them).
+        env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | {"PGSOUND_PROFILE": profile}
         resources = {"metadata": {"path": str(BOOK)}}
         client = NotebookClient(notebook, timeout=3600, kernel_name="python3", resources=resources)
         started = time.perf_counter()
