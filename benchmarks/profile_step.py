@@ -12,8 +12,11 @@ into labelled parts with ``torch.profiler.record_function``:
 - ``optimizer``: both Adam steps and zero_grad; ``EMA``: ``update_ema``.
 
 To attribute the penalty's double backward, the D loss is backpropagated in two calls (WGAN terms, then the
-penalty) instead of one; the gradients are the same sums and the work is the same. The last column is a real
-``Trainer.step`` timed alone for comparison.
+penalty) instead of one; the gradients are the same sums and the work is the same. The shares come from the
+profiler's (wall-clock) times of the labelled parts. The last column is a real ``Trainer.step`` timed alone for
+comparison, by this process's CPU time on a CPU with one thread (as ``bench_train_step.py``), else wall time.
+The column ``conv ops`` is the share of the operators' own CPU time spent in convolutions and their backward
+(``aten::*conv*``), whatever part they belong to.
 
     .venv/bin/python benchmarks/profile_step.py [--resolutions 8,32,128] [--batch 16] [--widths 8192,64]
 """
@@ -93,7 +96,10 @@ def main(argv=None) -> None:
     print(f"# {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {device}, "
           f"batch {args.batch}, widths {fmap_base},{fmap_max}, alpha {args.alpha}; share of the step's time per part")
     header = f"{'res':>4} | " + " | ".join(f"{p:>{max(len(p), 5)}}" for p in PARTS)
-    header += f" | {'sum ms/step':>11} | {'Trainer.step ms':>15}"
+    cpu_clock = device.type == "cpu" and args.threads == 1
+    clock = time.process_time if cpu_clock else time.perf_counter
+    header += f" | {'conv ops':>8} | {'sum ms/step':>11} | {'Trainer.step ms':>15}"
+    header += " (CPU time)" if cpu_clock else ""
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,18 +120,22 @@ def main(argv=None) -> None:
                     device_us = getattr(event, "device_time_total", 0) if device.type == "cuda" else 0
                     totals[event.key] += max(event.cpu_time_total, device_us)
             total = sum(totals.values())
+            ops = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+            conv_share = sum(e.self_cpu_time_total for e in ops if "conv" in e.key) / sum(
+                e.self_cpu_time_total for e in ops
+            )
             # The real thing, for comparison (not profiled).
             path.step(None, resolution, args.alpha)
-            start = time.perf_counter()
+            start = clock()
             for _ in range(args.steps):
                 path.step(None, resolution, args.alpha)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            trainer_ms = (time.perf_counter() - start) / args.steps * 1e3
+            trainer_ms = (clock() - start) / args.steps * 1e3
             row = f"{resolution:>4} | " + " | ".join(
                 f"{100 * totals[p] / total:>{max(len(p), 5) - 1}.0f}%" for p in PARTS
             )
-            row += f" | {total / args.steps / 1e3:>11.0f} | {trainer_ms:>15.0f}"
+            row += f" | {100 * conv_share:>7.0f}% | {total / args.steps / 1e3:>11.0f} | {trainer_ms:>15.0f}"
             print(row, flush=True)
 
 
