@@ -68,13 +68,21 @@ def level_name(shape: tuple[int, int]) -> str:
 
 
 def _blur(x: torch.Tensor, gain: float) -> torch.Tensor:
-    """Separable 5x5 binomial filter with mirrored borders (scipy's ``mode='mirror'``, torch's ``reflect``)."""
+    """Separable 5x5 binomial filter with mirrored borders (scipy's ``mode='mirror'``, torch's ``reflect``).
+
+    Each axis is a weighted sum of five shifted views: on one CPU thread 8x faster at 512x512 than ``conv2d``
+    with a single channel, which spent most of its time in system calls (benchmarks/README.md, SWD).
+    """
     n, c, h, w = x.shape
-    taps = torch.tensor(_BINOMIAL, dtype=x.dtype, device=x.device) / 16.0 * gain**0.5
-    flat = F.pad(x.reshape(n * c, 1, h, w), (2, 2, 2, 2), mode="reflect")
-    flat = F.conv2d(flat, taps.view(1, 1, 1, 5))
-    flat = F.conv2d(flat, taps.view(1, 1, 5, 1))
-    return flat.reshape(n, c, h, w)
+    taps = [tap / 16.0 * gain**0.5 for tap in _BINOMIAL]
+    padded = F.pad(x.reshape(n * c, h, w), (2, 2, 2, 2), mode="reflect")
+    rows = padded[:, :, 0:w] * taps[0]
+    for k in range(1, 5):
+        rows.add_(padded[:, :, k:k + w], alpha=taps[k])
+    out = rows[:, 0:h] * taps[0]
+    for k in range(1, 5):
+        out.add_(rows[:, k:k + h], alpha=taps[k])
+    return out.reshape(n, c, h, w)
 
 
 def pyr_down(x: torch.Tensor) -> torch.Tensor:
