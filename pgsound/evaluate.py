@@ -16,7 +16,11 @@ def evaluate_run(
     seed: int = 0,
     device: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics of the run's Gs: ``n`` generated against ``n`` real images at the generator's level."""
+    """Metrics of the run's Gs: ``n`` generated against ``n`` real images at the generator's level.
+
+    Another ``n`` reals are held out for SWD's floor (``swd_avg_real``); with fewer than ``2 * n`` images in
+    the dataset, ``n`` becomes half the dataset (the result's ``"n"`` says which) (book: chapter 8).
+    """
     from pgsound.datasets import LevelLoader, open_dataset
     from pgsound.generate import sample
     from pgsound.metrics import evaluate_metrics
@@ -29,14 +33,20 @@ def evaluate_run(
     dataset = open_dataset(data_path)
     phase = record["phase"]
     device_used = next(G.parameters()).device
-    reals = LevelLoader(dataset, device_used, seed=seed).peek(phase.level, n).cpu()
+    # Twice n reals: n to compare with the fakes and n held out, for SWD's floor at the same n (SWD has a bias
+    # that shrinks with n, so a floor measured at another n would mislead). A dataset smaller than 2n is split
+    # in halves and every metric uses that smaller n.
+    pool = LevelLoader(dataset, device_used, seed=seed).peek(phase.level, 2 * n).cpu()
+    per_side = min(n, len(pool) // 2)
+    reals, held_out = pool[:per_side], pool[per_side:2 * per_side]
     rng = torch.Generator().manual_seed(seed)
     latents = torch.randn(len(reals), G.latent_size, generator=rng)
     labels = None
     if record["config"].conditional:
         labels = torch.randint(int(record["data"]["num_labels"]), (len(reals),), generator=rng)
     fakes = sample(G, latents, phase.level, phase.alpha, labels)
-    values = evaluate_metrics(reals, fakes, metrics=metrics, seed=seed, metadata=dataset.metadata)
+    values = evaluate_metrics(reals, fakes, metrics=metrics, seed=seed, metadata=dataset.metadata,
+                              held_out=held_out)
     checkpoint = Path(record["checkpoint"])
     return {
         "checkpoint": str(checkpoint),

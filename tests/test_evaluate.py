@@ -32,6 +32,16 @@ def test_dispatch_gives_the_modules_numbers_as_a_flat_dict():
     assert evaluate_metrics(reals.numpy(), fakes.numpy(), seed=3, device="cpu") == values  # arrays alike, seeded
 
 
+def test_swd_floor_is_reals_against_held_out_reals_at_the_same_count():
+    reals, held = images(40, channels=1), images(60, channels=1, seed=2)
+    fakes = torch.randn(50, 1, 16, 16, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)  # not smoothed
+    values = evaluate_metrics(reals, fakes, ["swd"], seed=3, device="cpu", held_out=held)
+    assert values["swd_avg_real"] == sliced_wasserstein_distance(reals, held[:40], seed=3)["swd_avg"]
+    assert values["swd_avg_real"] < values["swd_avg"]  # the same distribution is closer than a different one
+    with pytest.raises(ValueError, match="at least 40 images"):
+        evaluate_metrics(reals, fakes, ["swd"], device="cpu", held_out=held[:30])
+
+
 def test_default_metrics_follow_the_data():
     assert default_metrics(64) == ["swd", "ms_ssim"]
     assert default_metrics(4096) == ["swd", "ms_ssim", "ndb"]
@@ -71,7 +81,7 @@ def test_pgsound_evaluate_end_to_end(tmp_path, capsys):
     from pgsound.trainer import Trainer
 
     data = tmp_path / "shapes16.h5"
-    prepare_synthetic_shapes(data, count=128, resolution=16, seed=0)
+    prepare_synthetic_shapes(data, count=200, resolution=16, seed=0)
     config = resolve_config("smoke", ["schedule.minibatch_default=4", "schedule.fixed_level=2"])
     Trainer(config, open_dataset(data), tmp_path / "run", progress=False).train(max_steps=3)
 
@@ -79,13 +89,14 @@ def test_pgsound_evaluate_end_to_end(tmp_path, capsys):
     table = capsys.readouterr().out
     (written,) = (tmp_path / "run").glob("metrics-*kimg.json")
     result = json.loads(written.read_text())
-    assert result["n"] == 128 and result["level"] == 2
-    for key in ("swd_16", "swd_avg", "ms_ssim_fake", "ms_ssim_real", "ndb_k", "ndb_k_real"):
+    assert result["n"] == 100 and result["level"] == 2  # 200 images: half compared, half held out
+    for key in ("swd_16", "swd_avg", "swd_avg_real", "ms_ssim_fake", "ms_ssim_real", "ndb_k", "ndb_k_real"):
         assert np.isfinite(result["metrics"][key])
         assert key in table and f"{result['metrics'][key]:.4f}" in table
     # A generator after three steps is far from the data; real against real is the floor.
-    reals = LevelLoader(open_dataset(data), "cpu").peek(2, 128)
-    floor = sliced_wasserstein_distance(reals[:64], reals[64:], seed=0)["swd_avg"]
+    reals = LevelLoader(open_dataset(data), "cpu").peek(2, 200)
+    floor = sliced_wasserstein_distance(reals[:100], reals[100:], seed=0)["swd_avg"]
+    assert result["metrics"]["swd_avg_real"] == pytest.approx(floor, rel=1e-6)
     assert result["metrics"]["swd_avg"] > 2 * floor
     assert main(["evaluate", str(tmp_path / "run"), "--n", "16", "--metrics", "fid"]) == 2
     assert "unknown metric" in capsys.readouterr().err

@@ -3,7 +3,8 @@
 :func:`evaluate_metrics` is the one entry point that ``pgsound evaluate`` and the training loop call:
 
 - ``swd``: sliced Wasserstein distance on Laplacian pyramids x1000, per level and average (``swd_32``, ...,
-  ``swd_avg``), :mod:`pgsound.metrics.swd`;
+  ``swd_avg``), and, given held-out reals, the floor ``swd_avg_real`` (reals against held-out reals at the
+  same count), :mod:`pgsound.metrics.swd`;
 - ``ms_ssim``: mean MS-SSIM of random pairs of fakes and, beside it, of reals (``ms_ssim_fake``,
   ``ms_ssim_real``), :mod:`pgsound.metrics.ms_ssim`;
 - ``ndb``: NDB/K of the fakes and of held-out reals (``ndb_k``, ``ndb_k_real``, ``ndb_bins``),
@@ -48,6 +49,7 @@ def evaluate_metrics(
     metadata: dict[str, Any] | None = None,
     device: torch.device | str | None = None,
     options: dict[str, dict[str, Any]] | None = None,
+    held_out: Any | None = None,
 ) -> dict[str, float]:
     """Chosen metrics of ``fakes`` against ``reals``: a flat dict of floats (book: chapter 8, Measuring a GAN).
 
@@ -55,7 +57,9 @@ def evaluate_metrics(
     to the smaller's count. ``metrics``: names from :data:`METRICS` (default :func:`default_metrics`).
     ``metadata``: the dataset's metadata; ``audio`` needs its ``"spectrogram"`` settings. ``device``: where the
     work runs (default :func:`pgsound.device.default_device`). ``options``: keyword arguments per metric, e.g.
-    ``{"ndb": {"num_bins": 100}, "audio": {"n_items": 64}}``. Seeded: the same seed gives the same numbers.
+    ``{"ndb": {"num_bins": 100}, "audio": {"n_items": 64}}``. ``held_out``: other reals of the same shape; with
+    at least as many as the compared count, SWD adds its floor ``swd_avg_real`` (reals against ``held_out``).
+    Seeded: the same seed gives the same numbers.
     SWD needs images of at least 7x7; at smaller levels (4x4) it is left out with a warning.
     """
     from pgsound.device import default_device
@@ -84,6 +88,13 @@ def evaluate_metrics(
                               f"{NHOOD_SIZE}x{NHOOD_SIZE} neighbourhood", stacklevel=2)
                 continue
             values.update(sliced_wasserstein_distance(reals, fakes, seed=seed, device=device, **kwargs))
+            if held_out is not None:
+                held = _as_tensor(held_out)
+                if len(held) < count or tuple(held.shape[1:]) != tuple(reals.shape[1:]):
+                    raise ValueError(f"held-out reals for SWD's floor must be at least {count} images of shape "
+                                     f"{tuple(reals.shape[1:])}, got {len(held)} of {tuple(held.shape[1:])}")
+                floor = sliced_wasserstein_distance(reals, held[:count], seed=seed, device=device, **kwargs)
+                values["swd_avg_real"] = floor["swd_avg"]
         elif name == "ms_ssim":
             from pgsound.metrics.ms_ssim import mean_pairwise_ms_ssim
 
