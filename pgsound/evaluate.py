@@ -46,7 +46,7 @@ def evaluate_run(
         labels = torch.randint(int(record["data"]["num_labels"]), (len(reals),), generator=rng)
     fakes = sample(G, latents, phase.level, phase.alpha, labels)
     values = evaluate_metrics(reals, fakes, metrics=metrics, seed=seed, metadata=dataset.metadata,
-                              held_out=held_out)
+                              held_out_reals=held_out)
     checkpoint = Path(record["checkpoint"])
     return {
         "checkpoint": str(checkpoint),

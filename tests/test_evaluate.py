@@ -35,11 +35,11 @@ def test_dispatch_gives_the_modules_numbers_as_a_flat_dict():
 def test_swd_floor_is_reals_against_held_out_reals_at_the_same_count():
     reals, held = images(40, channels=1), images(60, channels=1, seed=2)
     fakes = torch.randn(50, 1, 16, 16, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)  # not smoothed
-    values = evaluate_metrics(reals, fakes, ["swd"], seed=3, device="cpu", held_out=held)
+    values = evaluate_metrics(reals, fakes, ["swd"], seed=3, device="cpu", held_out_reals=held)
     assert values["swd_avg_real"] == sliced_wasserstein_distance(reals, held[:40], seed=3)["swd_avg"]
     assert values["swd_avg_real"] < values["swd_avg"]  # the same distribution is closer than a different one
     with pytest.raises(ValueError, match="at least 40 images"):
-        evaluate_metrics(reals, fakes, ["swd"], device="cpu", held_out=held[:30])
+        evaluate_metrics(reals, fakes, ["swd"], device="cpu", held_out_reals=held[:30])
 
 
 def test_default_metrics_follow_the_data():

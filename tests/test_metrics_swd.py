@@ -176,3 +176,13 @@ def test_bad_input_is_a_clear_error():
         S.sliced_wasserstein_distance(x, torch.randn(4, 1, 16, 16))
     with pytest.raises(ValueError, match="zero variance"):
         S.sliced_wasserstein_distance(x, torch.zeros_like(x))
+
+
+def test_several_comparisons_equal_separate_calls():
+    reals, fakes = blobs(8, seed=1), blobs(8, seed=2) + 0.2 * torch.randn(8, 1, 32, 32)
+    held = blobs(8, seed=3)
+    together = S.sliced_wasserstein_distances(reals, [fakes, held], seed=5, batch_size=3)
+    assert together == [S.sliced_wasserstein_distance(reals, other, seed=5) for other in (fakes, held)]
+    assert together[1]["swd_avg"] < together[0]["swd_avg"]  # noise makes the fakes farther than held-out reals
+    with pytest.raises(ValueError, match="equal numbers"):
+        S.sliced_wasserstein_distances(reals, [fakes, held[:5]])

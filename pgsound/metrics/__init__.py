@@ -49,7 +49,7 @@ def evaluate_metrics(
     metadata: dict[str, Any] | None = None,
     device: torch.device | str | None = None,
     options: dict[str, dict[str, Any]] | None = None,
-    held_out: Any | None = None,
+    held_out_reals: Any | None = None,
 ) -> dict[str, float]:
     """Chosen metrics of ``fakes`` against ``reals``: a flat dict of floats (book: chapter 8, Measuring a GAN).
 
@@ -57,8 +57,8 @@ def evaluate_metrics(
     to the smaller's count. ``metrics``: names from :data:`METRICS` (default :func:`default_metrics`).
     ``metadata``: the dataset's metadata; ``audio`` needs its ``"spectrogram"`` settings. ``device``: where the
     work runs (default :func:`pgsound.device.default_device`). ``options``: keyword arguments per metric, e.g.
-    ``{"ndb": {"num_bins": 100}, "audio": {"n_items": 64}}``. ``held_out``: other reals of the same shape; with
-    at least as many as the compared count, SWD adds its floor ``swd_avg_real`` (reals against ``held_out``).
+    ``{"ndb": {"num_bins": 100}, "audio": {"n_items": 64}}``. ``held_out_reals``: other reals of the same shape;
+    with at least as many as the compared count, SWD adds its floor ``swd_avg_real`` (reals against them).
     Seeded: the same seed gives the same numbers.
     SWD needs images of at least 7x7; at smaller levels (4x4) it is left out with a warning.
     """
@@ -81,20 +81,23 @@ def evaluate_metrics(
     for name in chosen:
         kwargs = dict(options.get(name, {}))
         if name == "swd":
-            from pgsound.metrics.swd import NHOOD_SIZE, sliced_wasserstein_distance
+            from pgsound.metrics.swd import NHOOD_SIZE, sliced_wasserstein_distances
 
             if min(reals.shape[-2:]) < NHOOD_SIZE:
                 warnings.warn(f"SWD left out: {reals.shape[-2]}x{reals.shape[-1]} images are smaller than one "
                               f"{NHOOD_SIZE}x{NHOOD_SIZE} neighbourhood", stacklevel=2)
                 continue
-            values.update(sliced_wasserstein_distance(reals, fakes, seed=seed, device=device, **kwargs))
-            if held_out is not None:
-                held = _as_tensor(held_out)
+            others = [fakes]
+            if held_out_reals is not None:
+                held = _as_tensor(held_out_reals)
                 if len(held) < count or tuple(held.shape[1:]) != tuple(reals.shape[1:]):
                     raise ValueError(f"held-out reals for SWD's floor must be at least {count} images of shape "
                                      f"{tuple(reals.shape[1:])}, got {len(held)} of {tuple(held.shape[1:])}")
-                floor = sliced_wasserstein_distance(reals, held[:count], seed=seed, device=device, **kwargs)
-                values["swd_avg_real"] = floor["swd_avg"]
+                others.append(held[:count])
+            against_fakes, *floor = sliced_wasserstein_distances(reals, others, seed=seed, device=device, **kwargs)
+            values.update(against_fakes)
+            if floor:
+                values["swd_avg_real"] = floor[0]["swd_avg"]
         elif name == "ms_ssim":
             from pgsound.metrics.ms_ssim import mean_pairwise_ms_ssim
 

@@ -264,20 +264,52 @@ def sliced_wasserstein_distance(
     hold the same number of images of the same shape, in any value range (each side is normalised on its own).
     Seeded: the same ``seed`` gives the same neighbourhoods and directions (book: chapter 8, Measuring a GAN).
     """
-    if len(reals) != len(fakes):
-        raise ValueError(f"SWD compares equal numbers of images, got {len(reals)} reals and {len(fakes)} fakes")
-    if tuple(reals.shape[1:]) != tuple(fakes.shape[1:]):
-        raise ValueError(f"SWD needs reals and fakes of one shape, got {tuple(reals.shape[1:])} and "
-                         f"{tuple(fakes.shape[1:])}")
+    return sliced_wasserstein_distances(
+        reals, [fakes], seed=seed, nhoods_per_image=nhoods_per_image, nhood_size=nhood_size,
+        dir_repeats=dir_repeats, dirs_per_repeat=dirs_per_repeat, min_resolution=min_resolution,
+        batch_size=batch_size, device=device,
+    )[0]
+
+
+def sliced_wasserstein_distances(
+    reals: Any,
+    others: Sequence[Any],
+    *,
+    seed: int = 0,
+    nhoods_per_image: int = NHOODS_PER_IMAGE,
+    nhood_size: int = NHOOD_SIZE,
+    dir_repeats: int = DIR_REPEATS,
+    dirs_per_repeat: int = DIRS_PER_REPEAT,
+    min_resolution: int = MIN_RESOLUTION,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+) -> list[dict[str, float]]:
+    """:func:`sliced_wasserstein_distance` of ``reals`` against each set in ``others``, in order.
+
+    The reals' descriptors are computed once and every comparison draws what a separate call with the same
+    seed would, so each result equals ``sliced_wasserstein_distance(reals, other, seed=seed)``: the fakes and
+    a held-out real set (the floor) cost one pass over the reals, not two (book: chapter 8).
+    """
+    for other in others:
+        if len(reals) != len(other):
+            raise ValueError(f"SWD compares equal numbers of images, got {len(reals)} reals and {len(other)} fakes")
+        if tuple(reals.shape[1:]) != tuple(other.shape[1:]):
+            raise ValueError(f"SWD needs reals and fakes of one shape, got {tuple(reals.shape[1:])} and "
+                             f"{tuple(other.shape[1:])}")
     generator = torch.Generator().manual_seed(seed)
     kwargs = dict(nhoods_per_image=nhoods_per_image, nhood_size=nhood_size, min_resolution=min_resolution,
                   batch_size=batch_size, device=device)
     shapes = pyramid_shapes(reals.shape, min_resolution)
     desc_reals = swd_descriptors(reals, generator, **kwargs)
-    desc_fakes = swd_descriptors(fakes, generator, **kwargs)
-    result = {}
-    for shape, a, b in zip(shapes, desc_reals, desc_fakes):
-        directions = random_directions(a.shape[1], generator, dir_repeats, dirs_per_repeat)
-        result[f"swd_{level_name(shape)}"] = 1e3 * sliced_wasserstein(a, b, directions)
-    result["swd_avg"] = float(np.mean(list(result.values())))
-    return result
+    after_reals = generator.get_state()
+    results = []
+    for other in others:
+        generator.set_state(after_reals)
+        desc_other = swd_descriptors(other, generator, **kwargs)
+        result = {}
+        for shape, a, b in zip(shapes, desc_reals, desc_other):
+            directions = random_directions(a.shape[1], generator, dir_repeats, dirs_per_repeat)
+            result[f"swd_{level_name(shape)}"] = 1e3 * sliced_wasserstein(a, b, directions)
+        result["swd_avg"] = float(np.mean(list(result.values())))
+        results.append(result)
+    return results
