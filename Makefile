@@ -46,6 +46,9 @@ book: $(STAMP)
 	@rm -rf _build/html/reports
 	@# One execution cache per profile: the cache does not know PGSOUND_PROFILE.
 	@mkdir -p _build/.jupyter_cache-$(PROFILE) && rm -rf _build/.jupyter_cache && ln -s .jupyter_cache-$(PROFILE) _build/.jupyter_cache
+	@# Our runner executes the chapters (it avoids an nbclient stall, see book/run_chapter.py) and fills the cache;
+	@# jupyter-book then finds every chapter there and only renders.
+	PGSOUND_PROFILE=$(PROFILE) $(PY) book/run_chapter.py --cache _build/.jupyter_cache-$(PROFILE)
 	PGSOUND_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . --all --path-output . --builder html
 	@if [ -d _build/html/reports ] && [ -n "$$(find _build/html/reports -name '*.log')" ]; then \
 		echo "==> a chapter raised; its traceback:"; find _build/html/reports -name '*.log' -exec cat {} +; exit 1; \

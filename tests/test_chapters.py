@@ -1,17 +1,22 @@
 """Every chapter listed in _toc.yml executes under the smoke profile (jupytext + nbclient).
 
-A failure names the chapter and the cell that raised, with the cell's source and the error.
+Chapters run through ``book/run_chapter.py``'s ``execute_chapter``, as ``make chapter`` and ``make book`` run
+them. A failure names the chapter and the cell that raised, with the cell's source and the error.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book"))
+
+from run_chapter import execute_chapter  # noqa: E402
 
 
 def chapter_paths() -> list[Path]:
@@ -23,23 +28,14 @@ def chapter_paths() -> list[Path]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
-def test_chapter_executes_under_smoke_profile(path: Path, tmp_path: Path, monkeypatch):
-    import jupytext
-    from nbclient import NotebookClient
+def test_chapter_executes_under_smoke_profile(path: Path, tmp_path: Path):
     from nbclient.exceptions import CellExecutionError
 
-    notebook = jupytext.read(path)
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    monkeypatch.setenv("PGSOUND_PROFILE", "smoke")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("PGSOUND_RUNS", str(tmp_path / "runs"))
-    client = NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
+    env = dict(os.environ) | {"MPLBACKEND": "Agg", "PGSOUND_RUNS": str(tmp_path / "runs")}
     try:
-        client.execute(env=dict(os.environ))
+        execute_chapter(path, "smoke", timeout=600, env=env)
     except CellExecutionError as error:
-        cells = [c for c in notebook.cells if c.cell_type == "code"]
+        cells = [c for c in error.notebook.cells if c.cell_type == "code"]
         failing = next(
             (i for i, c in enumerate(cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))),
             None,
