@@ -47,6 +47,20 @@ def band_decay_db_per_s(band_db: np.ndarray, frame_rate: float, window_s: float 
     return np.asarray(slopes)
 
 
+ACTIVE_WITHIN_DB = 40.0
+
+
+def active_frames(power: np.ndarray, within_db: float = ACTIVE_WITHIN_DB) -> np.ndarray:
+    """Which frames sound: energy within ``within_db`` dB of the loudest frame of the same clip, (N, frames).
+
+    ``power`` is ``(N, bins, frames)``. A silent frame has a flat floor spectrum whose centroid sits mid-band;
+    counting it would mix silence into "brightness". A clip that is silent throughout keeps all its frames
+    (they are all its loudest), so a generator that draws silence still shows up (book: chapters 1 and 8).
+    """
+    energy = np.asarray(power).sum(axis=1)
+    return energy > energy.max(axis=1, keepdims=True) * 10.0 ** (-within_db / 10.0)
+
+
 def spectral_statistics(magnitude: np.ndarray, config: SpectrogramConfig) -> dict[str, Any]:
     """The statistics listed in the module docstring, as a dict of floats and arrays (book: chapter 1)."""
     mags = np.asarray(magnitude, dtype=np.float64)
@@ -61,8 +75,7 @@ def spectral_statistics(magnitude: np.ndarray, config: SpectrogramConfig) -> dic
     reference = bands["250-1000"]
     band_db = {name: float(10 * np.log10(value / reference + 1e-20)) for name, value in bands.items()}
     energy = power.sum(axis=1)
-    active = energy > energy.max(axis=1, keepdims=True) * 1e-4
-    centroid = ((power * freqs[None, :, None]).sum(axis=1) / np.maximum(energy, 1e-30))[active]
+    centroid = ((power * freqs[None, :, None]).sum(axis=1) / np.maximum(energy, 1e-30))[active_frames(power)]
     frame_rate = config.sample_rate / config.hop_length
     decay = {}
     for name, (lo, hi) in DECAY_BANDS_HZ.items():

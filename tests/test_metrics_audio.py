@@ -39,10 +39,25 @@ def test_row_frequencies_at_full_size_and_lower_levels():
 
 def test_spectral_centroids_match_librosa():
     pictures = tones(3)
-    centroids = A.spectral_centroids(pictures[:, None], CONFIG)
+    centroids = A.spectral_centroids(pictures[:, None], CONFIG, active_within_db=None)
     magnitude = 10.0 ** (A.to_db(pictures, CONFIG) / 20.0)
     expected = [librosa.feature.spectral_centroid(S=m, freq=A.row_frequencies(64, CONFIG))[0] for m in magnitude]
     np.testing.assert_allclose(centroids, np.concatenate(expected), rtol=1e-6)
+
+
+def test_spectral_centroids_leave_out_silent_frames_but_not_a_silent_picture():
+    pictures = tones(2)
+    pictures[0, :, 40:] = -1.0  # the first picture falls silent (the normalisation floor) after frame 40
+    pictures[1] = -1.0  # the second is silent throughout
+    magnitude = 10.0 ** (A.to_db(pictures, CONFIG) / 20.0)
+    freqs = A.row_frequencies(64, CONFIG)
+    sounding = librosa.feature.spectral_centroid(S=magnitude[0][:, :40], freq=freqs)[0]
+    silent = librosa.feature.spectral_centroid(S=magnitude[1], freq=freqs)[0]
+    assert silent == pytest.approx(np.full(64, freqs.mean()), rel=1e-6)  # a flat floor: the middle of the band
+    centroids = A.spectral_centroids(pictures[:, None], CONFIG)
+    # Picture 0 keeps its 40 sounding frames; picture 1 has no louder frame, so all 64 stay (silence is visible).
+    np.testing.assert_allclose(centroids, np.concatenate([sounding, silent]), rtol=1e-6)
+    assert len(A.spectral_centroids(pictures[:, None], CONFIG, active_within_db=None)) == 128
 
 
 def test_mean_log_spectrum_by_hand():

@@ -10,7 +10,8 @@ A generated spectrogram is only a magnitude. Three questions an image metric doe
   root-mean-square difference between the real and generated curves shows a missing or excess band (too much
   hiss, no bass) that per-patch metrics normalise away.
 - **Spectral centroid**: the magnitude-weighted mean frequency of each frame (librosa's definition), a single
-  number for "brightness"; the distribution over all frames is compared by the Wasserstein-1 distance in Hz.
+  number for "brightness"; the distribution over all sounding frames (within 40 dB of their picture's loudest)
+  is compared by the Wasserstein-1 distance in Hz.
 
 Pictures at a lower level of the network (fewer rows and columns) are read as they are for the spectrum and the
 centroids (a row is the average of ``n_bins / rows`` frequency bins) and scaled up to full size (nearest, as
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pgsound.audio_stats import ACTIVE_WITHIN_DB, active_frames
 from pgsound.spectrogram import SpectrogramConfig
 
 N_ITEMS = 32
@@ -66,17 +68,24 @@ def mean_log_spectrum(images: Any, config: SpectrogramConfig | dict[str, Any]) -
     return to_db(_pictures(images, "mean_log_spectrum"), config).mean(axis=(0, 2))
 
 
-def spectral_centroids(images: Any, config: SpectrogramConfig | dict[str, Any]) -> np.ndarray:
-    """The spectral centroid in Hz of every frame of every picture, flattened: (N * columns,).
+def spectral_centroids(
+    images: Any, config: SpectrogramConfig | dict[str, Any], active_within_db: float | None = ACTIVE_WITHIN_DB
+) -> np.ndarray:
+    """The spectral centroid in Hz of every sounding frame of every picture, flattened: (frames kept,).
 
-    ``sum_f f |S(f, t)| / sum_f |S(f, t)|`` on linear magnitudes, as ``librosa.feature.spectral_centroid``
-    (book: chapter 8, Measuring a GAN).
+    ``sum_f f |S(f, t)| / sum_f |S(f, t)|`` on linear magnitudes, as ``librosa.feature.spectral_centroid``.
+    Only frames within ``active_within_db`` dB of their picture's loudest frame count
+    (:func:`pgsound.audio_stats.active_frames`, the rule of chapter 1's statistics): a silent frame's centroid is
+    mid-band and says nothing about brightness. ``None`` keeps every frame (book: chapter 8, Measuring a GAN).
     """
     config = as_config(config)
     x = _pictures(images, "spectral_centroids")
     magnitude = 10.0 ** (to_db(x, config) / 20.0)
     freqs = row_frequencies(x.shape[1], config)
-    return (np.einsum("f,nft->nt", freqs, magnitude) / magnitude.sum(axis=1)).reshape(-1)
+    centroids = np.einsum("f,nft->nt", freqs, magnitude) / magnitude.sum(axis=1)
+    if active_within_db is None:
+        return centroids.reshape(-1)
+    return centroids[active_frames(magnitude**2, active_within_db)]
 
 
 def peak_frequencies(images: Any, config: SpectrogramConfig | dict[str, Any]) -> np.ndarray:
