@@ -58,6 +58,8 @@ def test_spectral_centroids_leave_out_silent_frames_but_not_a_silent_picture():
     # Picture 0 keeps its 40 sounding frames; picture 1 has no louder frame, so all 64 stay (silence is visible).
     np.testing.assert_allclose(centroids, np.concatenate([sounding, silent]), rtol=1e-6)
     assert len(A.spectral_centroids(pictures[:, None], CONFIG, active_within_db=None)) == 128
+    np.testing.assert_allclose(A.picture_centroids(pictures[:, None], CONFIG), [sounding.mean(), silent.mean()],
+                               rtol=1e-6)
 
 
 def test_mean_log_spectrum_by_hand():

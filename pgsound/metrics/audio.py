@@ -78,14 +78,30 @@ def spectral_centroids(
     (:func:`pgsound.audio_stats.active_frames`, the rule of chapter 1's statistics): a silent frame's centroid is
     mid-band and says nothing about brightness. ``None`` keeps every frame (book: chapter 8, Measuring a GAN).
     """
+    centroids, sounding = _frame_centroids(images, config, active_within_db, "spectral_centroids")
+    return centroids[sounding]
+
+
+def picture_centroids(
+    images: Any, config: SpectrogramConfig | dict[str, Any], active_within_db: float | None = ACTIVE_WITHIN_DB
+) -> np.ndarray:
+    """The mean spectral centroid in Hz of each picture's sounding frames: (N,) (book: chapter 11)."""
+    centroids, sounding = _frame_centroids(images, config, active_within_db, "picture_centroids")
+    return (centroids * sounding).sum(axis=1) / sounding.sum(axis=1)
+
+
+def _frame_centroids(
+    images: Any, config: SpectrogramConfig | dict[str, Any], active_within_db: float | None, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid of every frame (N, columns) and which frames count (every one when ``active_within_db`` is None)."""
     config = as_config(config)
-    x = _pictures(images, "spectral_centroids")
+    x = _pictures(images, what)
     magnitude = 10.0 ** (to_db(x, config) / 20.0)
     freqs = row_frequencies(x.shape[1], config)
     centroids = np.einsum("f,nft->nt", freqs, magnitude) / magnitude.sum(axis=1)
     if active_within_db is None:
-        return centroids.reshape(-1)
-    return centroids[active_frames(magnitude**2, active_within_db)]
+        return centroids, np.ones(centroids.shape, bool)
+    return centroids, active_frames(magnitude**2, active_within_db)
 
 
 def peak_frequencies(images: Any, config: SpectrogramConfig | dict[str, Any]) -> np.ndarray:
