@@ -14,6 +14,8 @@ a shared machine falls on all of them alike; the figure is the median over round
   for the peer.
 - **trainer**: ``pgsound.trainer.Trainer.step`` itself (fp32 eager on the CPU), reals served by its loader
   from a prepared file held in memory, faded on the device.
+- **compiled** (only when asked for, ``--paths ...,compiled``): the same with ``compile=True``, G and D under
+  ``torch.compile`` and the penalty eager; its warm-up steps include the compilation (use ``--warmup 2``).
 
 Widths match per resolution: the peer's module-level ``nf`` is patched with ``functools.partial`` to our
 ``fmap_base``/``fmap_max`` (its ``depth`` d is our level d - 2, both with nf(d - 1) channels at 2**d pixels),
@@ -61,7 +63,7 @@ from pgsound.trainer import Trainer
 PEER = "pro-gan-pth==3.4"
 ADAM = dict(lr=1e-3, betas=(0.0, 0.99), eps=1e-8)
 EMA_BETA = 0.999
-PATHS = ("peer", "plain", "trainer")
+PATHS = ("peer", "plain", "trainer", "compiled")
 
 
 # ---------------------------------------------------------------------- the peer
@@ -166,10 +168,11 @@ class TrainerPath:
 
     PHASE_KIMG = 1.0  # lod_training_kimg = lod_transition_kimg: level k is fully in at 2k kimg
 
-    def __init__(self, data_path: Path, fmap_base: int, fmap_max: int, batch: int, device: torch.device) -> None:
+    def __init__(self, data_path: Path, fmap_base: int, fmap_max: int, batch: int, device: torch.device,
+                 compile_: bool = False) -> None:
         net = {"fmap_base": fmap_base, "fmap_max": fmap_max}
         config = TrainConfig.from_dict({
-            "g": net, "d": net, "precision": "fp32",
+            "g": net, "d": net, "precision": "fp32", "compile": compile_,
             "schedule": {"total_kimg": 1e6, "lod_training_kimg": self.PHASE_KIMG,
                          "lod_transition_kimg": self.PHASE_KIMG, "minibatch_default": batch},
         })
@@ -252,7 +255,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per cell (median reported)")
     parser.add_argument("--seconds", type=float, default=2.0, help="about this long per path per round")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per path per cell (0 for large cells)")
-    parser.add_argument("--paths", default=",".join(PATHS), help="which of peer,plain,trainer to run")
+    parser.add_argument("--paths", default="peer,plain,trainer", help=f"which of {','.join(PATHS)} to run")
     parser.add_argument("--peer-source", type=Path, help="an unpacked pro-gan-pth 3.4 sdist instead of pip")
     parser.add_argument("--keep-denormals", action="store_true", help="leave the CPU's flush-denormal mode off")
     parser.add_argument("--system-malloc", action="store_true",
@@ -300,10 +303,13 @@ def main(argv=None) -> None:
         if "plain" in args.paths:
             torch.manual_seed(0)
             paths["plain"] = PlainPath(max_res, args.fmap_base, args.fmap_max, device)
-        if "trainer" in args.paths:
-            data = Path(tmp) / f"random{max_res}.h5"
-            make_data(data, max_res, count=max(2 * args.batch, 32))
-            paths["trainer"] = TrainerPath(data, args.fmap_base, args.fmap_max, args.batch, device)
+        data = Path(tmp) / f"random{max_res}.h5"
+        for name in ("trainer", "compiled"):
+            if name not in args.paths:
+                continue
+            if not data.exists():
+                make_data(data, max_res, count=max(2 * args.batch, 32))
+            paths[name] = TrainerPath(data, args.fmap_base, args.fmap_max, args.batch, device, name == "compiled")
             if args.keep_denormals:
                 torch.set_flush_denormal(False)  # the Trainer turned it on; keep every path alike
 
@@ -313,7 +319,7 @@ def main(argv=None) -> None:
               + ", ".join(f"{r}:{w}" for r, w in zip(args.resolutions, widths)) + ")")
         counts = []
         for name, path in paths.items():
-            G, D = (path.trainer.G, path.trainer.D) if name == "trainer" else (path.G, path.D)
+            G, D = (path.trainer.G, path.trainer.D) if isinstance(path, TrainerPath) else (path.G, path.D)
             counts.append(f"{name} G {parameter_count(G) / 1e6:.3f}M D {parameter_count(D) / 1e6:.3f}M")
         print("# parameters: " + "; ".join(counts))
         header = f"{'res':>4} | {'alpha':>5} |" + "".join(f" {n + ' img/s':>13} |" for n in paths)
@@ -327,8 +333,9 @@ def main(argv=None) -> None:
             for alpha in args.alphas:
                 reals = torch.rand(args.batch, 1, resolution, resolution, generator=generator) * 2 - 1
                 reals = fade_reals(reals.to(device), alpha)
-                if "trainer" in paths:
-                    paths["trainer"].at(resolution, alpha)
+                for path in paths.values():
+                    if isinstance(path, TrainerPath):
+                        path.at(resolution, alpha)
                 sec = measure_cell(paths, reals, resolution, alpha, args, device)
                 row = f"{resolution:>4} | {alpha:>5.2f} |"
                 row += "".join(f" {args.batch / sec[n]:>13.1f} |" for n in paths)

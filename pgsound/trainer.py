@@ -176,6 +176,7 @@ class Trainer:
             loss_d, d_stats = discriminator_loss(
                 self._d_step_fn, reals, fakes.float(), level, alpha, loss_config,
                 real_labels=real_labels, fake_labels=fake_labels, generator=self.penalty_rng,
+                penalty_net=self.D,  # eager: compiled graphs have no double backward
             )
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()

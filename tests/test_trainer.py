@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 
@@ -175,3 +176,32 @@ def test_conditional_labels_follow_the_data(shapes_file):
     # 20480 draws: the standard error of a share is below 0.004.
     np.testing.assert_allclose(drawn_share, data_share, atol=0.015)
     assert np.ptp(data_share) > 0.05, "the fixture's classes must be uneven for this test to mean anything"
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available() and not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")),
+    reason="torch.compile (inductor) needs a C compiler on the CPU",
+)
+def test_compiled_step_matches_eager(shapes_file):
+    """compile=true: the same losses and gradients as the eager step (the penalty's double backward stays eager)."""
+    trainers = [
+        Trainer(tiny_config("schedule.fixed_level=1", f"compile={flag}"), open_shapes(shapes_file), None,
+                progress=False)
+        for flag in ("false", "true")
+    ]
+    for trainer in trainers:
+        trainer.step()
+    eager, compiled = trainers
+    torch.testing.assert_close(compiled._stats, eager._stats, rtol=1e-4, atol=1e-5)
+    compared = 0
+    for name in ("G", "D"):
+        for (param, p_eager), p_compiled in zip(
+            getattr(eager, name).named_parameters(), getattr(compiled, name).parameters()
+        ):
+            if p_eager.grad is None:  # a level above the one trained
+                assert p_compiled.grad is None, f"{name}.{param}: a gradient where eager has none"
+                continue
+            compared += 1
+            assert p_compiled.grad is not None, f"{name}.{param} got no gradient in the compiled step"
+            torch.testing.assert_close(p_compiled.grad, p_eager.grad, rtol=1e-3, atol=1e-5, msg=f"{name}.{param}")
+    assert compared > 10
