@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as librosa uses)")
     parser.add_argument("--audio", help="a recording to use instead of the synthetic piano")
     parser.add_argument("--no-storage", action="store_true", help="skip the storage table")
+    parser.add_argument("--gpu-focus", action="store_true",
+                        help="on the CPU only the anchor and ours at batch 1 (for GPU runs short of time)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import librosa
@@ -81,71 +83,73 @@ def main() -> None:
         griffin_lim, full[0], config, n_iter=n, seed=0, device="cpu", cpu_threads=None, length=config.segment_length
     )
     add(f"ours FGLA, {n} it, CPU batch 1", ours, seconds)
-    if args.batch > 1:
-        ours, seconds = timed(
-            griffin_lim,
-            full,
-            config,
-            n_iter=n,
-            seed=0,
-            device="cpu",
-            cpu_threads=None,
-            batch_size=None,
-            length=config.segment_length,
-        )
-        add(f"ours FGLA, {n} it, CPU batch {args.batch} (per clip)", ours, seconds, args.batch)
-    plain, seconds = timed(
-        griffin_lim,
-        full[0],
-        config,
-        n_iter=n,
-        momentum=0.0,
-        seed=0,
-        device="cpu",
-        cpu_threads=None,
-        length=config.segment_length,
-    )
-    add(f"ours plain GLA (momentum 0), {n} it, CPU", plain, seconds)
-    start, seconds = timed(
-        griffin_lim,
-        full[0],
-        config,
-        n_iter=0,
-        init="pghi",
-        device="cpu",
-        cpu_threads=None,
-        length=config.segment_length,
-    )
-    add("ours PGHI alone, CPU", start, seconds)
-    short = min(100, n)
-    pghi_fgla, seconds = timed(
-        griffin_lim,
-        full[0],
-        config,
-        n_iter=short,
-        init="pghi",
-        device="cpu",
-        cpu_threads=None,
-        length=config.segment_length,
-    )
-    add(f"ours PGHI + {short} it FGLA, CPU", pghi_fgla, seconds)
-    if n > short:
-        (pghi_long, history), seconds = timed(
+    if not args.gpu_focus:
+        if args.batch > 1:
+            ours, seconds = timed(
+                griffin_lim,
+                full,
+                config,
+                n_iter=n,
+                seed=0,
+                device="cpu",
+                cpu_threads=None,
+                batch_size=None,
+                length=config.segment_length,
+            )
+            add(f"ours FGLA, {n} it, CPU batch {args.batch} (per clip)", ours, seconds, args.batch)
+        plain, seconds = timed(
             griffin_lim,
             full[0],
             config,
             n_iter=n,
+            momentum=0.0,
+            seed=0,
+            device="cpu",
+            cpu_threads=None,
+            length=config.segment_length,
+        )
+        add(f"ours plain GLA (momentum 0), {n} it, CPU", plain, seconds)
+        start, seconds = timed(
+            griffin_lim,
+            full[0],
+            config,
+            n_iter=0,
             init="pghi",
             device="cpu",
             cpu_threads=None,
             length=config.segment_length,
-            return_history=True,
         )
-        add(f"ours PGHI + {n} it FGLA, CPU", pghi_long, seconds)
-        reached = np.flatnonzero(history <= rows[0][2])
-        if reached.size:
-            k = int(reached[0])
-            rows.append((f"ours PGHI + {k} it reaches the anchor's SC (time pro rata)", seconds * k / n, history[k]))
+        add("ours PGHI alone, CPU", start, seconds)
+        short = min(100, n)
+        pghi_fgla, seconds = timed(
+            griffin_lim,
+            full[0],
+            config,
+            n_iter=short,
+            init="pghi",
+            device="cpu",
+            cpu_threads=None,
+            length=config.segment_length,
+        )
+        add(f"ours PGHI + {short} it FGLA, CPU", pghi_fgla, seconds)
+        if n > short:
+            (pghi_long, history), seconds = timed(
+                griffin_lim,
+                full[0],
+                config,
+                n_iter=n,
+                init="pghi",
+                device="cpu",
+                cpu_threads=None,
+                length=config.segment_length,
+                return_history=True,
+            )
+            add(f"ours PGHI + {n} it FGLA, CPU", pghi_long, seconds)
+            reached = np.flatnonzero(history <= rows[0][2])
+            if reached.size:
+                k = int(reached[0])
+                name = f"ours PGHI + {k} it reaches the anchor's SC (time pro rata)"
+                rows.append((name, seconds * k / n, history[k]))
     if torch.cuda.is_available():
         griffin_lim(full[0], config, n_iter=5, device="cuda")  # warm-up: kernels, cuFFT plans
         for batch in sorted({1, args.batch}):

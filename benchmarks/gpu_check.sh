@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Every GPU figure and GPU test of the project in one run, sized to about 10 minutes on a recent card.
+#
+#   benchmarks/gpu_check.sh                 # logs to _build/gpu_check/ (or to $OUT when it is set)
+#
+# 1. the tests that need CUDA or change on it (bf16 autocast, torch.compile, the CUDA Griffin-Lim, the trainer);
+# 2. bench_gpu_memory.py --compile: peak memory and sec/kimg at 512x512 with piano512 (batch 6), fp32 eager
+#    against bf16 + channels_last (+ compile), the issue's "under 9.5 GB" and "bf16 >= 2.5x fp32" at 512;
+# 3. bench_train_step.py at 256 and 512 with the paper's widths: plain fp32 eager against Trainer.step (bf16,
+#    channels_last, fused Adam), the same ratio at 256 (the peer is left out: it needs pip to fetch it);
+# 4. bench_phase.py: Griffin-Lim on the GPU (batch 1 and 8) beside librosa on the CPU.
+# Each step has its own time limit, so a hang costs that step only; the summary at the end gives each exit code.
+# Needs the project's dependencies in the Python it runs ($PY, else .venv/bin/python, else python3): on a
+# machine with no network, put the wheels of librosa, soundfile and their dependencies in .whl/ (git ignores
+# nothing there by default: add it to .git/info/exclude) and the script installs them first (benchmarks/README.md).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+LOGS=${OUT:-_build/gpu_check}
+mkdir -p "$LOGS"
+if compgen -G ".whl/*.whl" >/dev/null; then  # carried wheels (a machine with no network): install them beside
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/pgsound-site \
+    .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/pgsound-site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "no CUDA device visible to $PY: nothing to measure" >&2
+  exit 0
+fi
+"$PY" -c "import torch; print('#', torch.cuda.get_device_name(), '| torch', torch.__version__, '| CUDA', torch.version.cuda)" \
+  | tee "$LOGS/device.log"
+
+summary=()
+step() {  # step NAME SECONDS COMMAND...
+  local name=$1 limit=$2
+  shift 2
+  echo "==> $name (at most $limit s): $*"
+  local start=$SECONDS
+  timeout "$limit" "$@" 2>&1 | tee "$LOGS/$name.log"
+  local status=${PIPESTATUS[0]}
+  summary+=("$(printf '%-12s exit %3d  %4d s' "$name" "$status" $((SECONDS - start)))")
+}
+
+step tests 180 "$PY" -m pytest -q -p no:cacheprovider tests/test_networks.py tests/test_loss.py tests/test_phase.py \
+  tests/test_trainer.py
+step memory 180 "$PY" benchmarks/bench_gpu_memory.py --compile --steps 10 --rounds 2 --warmup 3
+step train_step 150 "$PY" benchmarks/bench_train_step.py --paper-widths --resolutions 256,512 --alphas 1 \
+  --paths plain,trainer --warmup 2 --rounds 3 --seconds 2
+step phase 120 "$PY" benchmarks/bench_phase.py --no-storage --gpu-focus
+
+echo "==> summary (logs in $LOGS)"
+printf '%s\n' "${summary[@]}" | tee "$LOGS/summary.log"
