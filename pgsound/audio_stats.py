@@ -54,11 +54,14 @@ def active_frames(power: np.ndarray, within_db: float = ACTIVE_WITHIN_DB) -> np.
     """Which frames sound: energy within ``within_db`` dB of the loudest frame of the same clip, (N, frames).
 
     ``power`` is ``(N, bins, frames)``. A silent frame has a flat floor spectrum whose centroid sits mid-band;
-    counting it would mix silence into "brightness". A clip that is silent throughout keeps all its frames
-    (they are all its loudest), so a generator that draws silence still shows up (book: chapters 1 and 8).
+    counting it would mix silence into "brightness". A clip's loudest frame always counts, so a clip that is
+    silent throughout keeps all its frames and a generator that draws silence still shows up (book: chapters 1
+    and 8). For pictures, pass the power above the normalisation floor: a floor frame summed over 512 bins
+    is only some 30 dB below a quiet note's frame, so raw power would keep it.
     """
     energy = np.asarray(power).sum(axis=1)
-    return energy > energy.max(axis=1, keepdims=True) * 10.0 ** (-within_db / 10.0)
+    loudest = energy.max(axis=1, keepdims=True)
+    return (energy > loudest * 10.0 ** (-within_db / 10.0)) | (energy == loudest)
 
 
 def spectral_statistics(magnitude: np.ndarray, config: SpectrogramConfig) -> dict[str, Any]:

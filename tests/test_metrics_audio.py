@@ -8,6 +8,7 @@ import pytest
 import scipy.stats
 import torch
 
+from pgsound.audio_stats import active_frames
 from pgsound.metrics import audio as A
 from pgsound.spectrogram import SpectrogramConfig, audio_to_frames
 
@@ -60,6 +61,20 @@ def test_spectral_centroids_leave_out_silent_frames_but_not_a_silent_picture():
     assert len(A.spectral_centroids(pictures[:, None], CONFIG, active_within_db=None)) == 128
     np.testing.assert_allclose(A.picture_centroids(pictures[:, None], CONFIG), [sounding.mean(), silent.mean()],
                                rtol=1e-6)
+
+
+def test_a_quiet_note_does_not_let_floor_frames_count():
+    # One partial at -10 dB in the first 20 frames, the floor (-50 dB) elsewhere. Summed over 64 rows a floor
+    # frame's power is only 22 dB below the note's frame, so a rule on raw power would keep all 64 frames.
+    db = np.full((1, 64, 64), CONFIG.floor_db)
+    db[0, 10, :20] = -10.0
+    pictures = 2.0 * (db - CONFIG.floor_db) / CONFIG.range_db - 1.0
+    freqs = A.row_frequencies(64, CONFIG)
+    magnitude = 10.0 ** (db[0] / 20.0)
+    expected = librosa.feature.spectral_centroid(S=magnitude[:, :20], freq=freqs)[0]
+    centroids = A.spectral_centroids(pictures[:, None], CONFIG)
+    np.testing.assert_allclose(centroids, expected, rtol=1e-6)
+    assert active_frames(magnitude[None] ** 2).all()  # the premise: raw power keeps every frame
 
 
 def test_mean_log_spectrum_by_hand():

@@ -74,9 +74,10 @@ def spectral_centroids(
     """The spectral centroid in Hz of every sounding frame of every picture, flattened: (frames kept,).
 
     ``sum_f f |S(f, t)| / sum_f |S(f, t)|`` on linear magnitudes, as ``librosa.feature.spectral_centroid``.
-    Only frames within ``active_within_db`` dB of their picture's loudest frame count
-    (:func:`pgsound.audio_stats.active_frames`, the rule of chapter 1's statistics): a silent frame's centroid is
-    mid-band and says nothing about brightness. ``None`` keeps every frame (book: chapter 8, Measuring a GAN).
+    Only frames whose power above the normalisation floor is within ``active_within_db`` dB of their picture's
+    loudest frame's count (:func:`pgsound.audio_stats.active_frames`, the rule of chapter 1's statistics): a
+    silent frame's centroid is mid-band and says nothing about brightness. ``None`` keeps every frame
+    (book: chapter 8, Measuring a GAN).
     """
     centroids, sounding = _frame_centroids(images, config, active_within_db, "spectral_centroids")
     return centroids[sounding]
@@ -96,12 +97,15 @@ def _frame_centroids(
     """Centroid of every frame (N, columns) and which frames count (every one when ``active_within_db`` is None)."""
     config = as_config(config)
     x = _pictures(images, what)
-    magnitude = 10.0 ** (to_db(x, config) / 20.0)
+    db = to_db(x, config)
+    magnitude = 10.0 ** (db / 20.0)
     freqs = row_frequencies(x.shape[1], config)
     centroids = np.einsum("f,nft->nt", freqs, magnitude) / magnitude.sum(axis=1)
     if active_within_db is None:
         return centroids, np.ones(centroids.shape, bool)
-    return centroids, active_frames(magnitude**2, active_within_db)
+    # Power above the floor: a frame at the floor has none, however many rows add up its floor power.
+    above_floor = 10.0 ** (db / 10.0) - 10.0 ** (config.floor_db / 10.0)
+    return centroids, active_frames(above_floor, active_within_db)
 
 
 def peak_frequencies(images: Any, config: SpectrogramConfig | dict[str, Any]) -> np.ndarray:
