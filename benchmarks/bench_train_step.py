@@ -16,6 +16,10 @@ a shared machine falls on all of them alike; the figure is the median over round
   from a prepared file held in memory, faded on the device.
 - **compiled** (only when asked for, ``--paths ...,compiled``): the same with ``compile=True``, G and D under
   ``torch.compile`` and the penalty eager; its warm-up steps include the compilation (use ``--warmup 2``).
+- **bf16** (only when asked for; CUDA only, on the CPU it is the trainer path again): ``Trainer.step`` with the
+  GPU defaults, bf16 autocast and channels_last, against **plain** fp32 eager for the issue's 2.5x target.
+
+The ratios are each path's throughput over the anchor's: the peer's when it runs, else plain's.
 
 Widths match per resolution: the peer's module-level ``nf`` is patched with ``functools.partial`` to our
 ``fmap_base``/``fmap_max`` (its ``depth`` d is our level d - 2, both with nf(d - 1) channels at 2**d pixels),
@@ -63,7 +67,7 @@ from pgsound.trainer import Trainer
 PEER = "pro-gan-pth==3.4"
 ADAM = dict(lr=1e-3, betas=(0.0, 0.99), eps=1e-8)
 EMA_BETA = 0.999
-PATHS = ("peer", "plain", "trainer", "compiled")
+PATHS = ("peer", "plain", "trainer", "compiled", "bf16")
 
 
 # ---------------------------------------------------------------------- the peer
@@ -169,10 +173,10 @@ class TrainerPath:
     PHASE_KIMG = 1.0  # lod_training_kimg = lod_transition_kimg: level k is fully in at 2k kimg
 
     def __init__(self, data_path: Path, fmap_base: int, fmap_max: int, batch: int, device: torch.device,
-                 compile_: bool = False) -> None:
+                 compile_: bool = False, precision: str = "fp32") -> None:
         net = {"fmap_base": fmap_base, "fmap_max": fmap_max}
         config = TrainConfig.from_dict({
-            "g": net, "d": net, "precision": "fp32", "compile": compile_,
+            "g": net, "d": net, "precision": precision, "compile": compile_, "channels_last": precision == "bf16",
             "schedule": {"total_kimg": 1e6, "lod_training_kimg": self.PHASE_KIMG,
                          "lod_transition_kimg": self.PHASE_KIMG, "minibatch_default": batch},
         })
@@ -304,12 +308,13 @@ def main(argv=None) -> None:
             torch.manual_seed(0)
             paths["plain"] = PlainPath(max_res, args.fmap_base, args.fmap_max, device)
         data = Path(tmp) / f"random{max_res}.h5"
-        for name in ("trainer", "compiled"):
+        for name in ("trainer", "compiled", "bf16"):
             if name not in args.paths:
                 continue
             if not data.exists():
                 make_data(data, max_res, count=max(2 * args.batch, 32))
-            paths[name] = TrainerPath(data, args.fmap_base, args.fmap_max, args.batch, device, name == "compiled")
+            paths[name] = TrainerPath(data, args.fmap_base, args.fmap_max, args.batch, device,
+                                      compile_=name == "compiled", precision="bf16" if name == "bf16" else "fp32")
             if args.keep_denormals:
                 torch.set_flush_denormal(False)  # the Trainer turned it on; keep every path alike
 
@@ -324,8 +329,9 @@ def main(argv=None) -> None:
         print("# parameters: " + "; ".join(counts))
         header = f"{'res':>4} | {'alpha':>5} |" + "".join(f" {n + ' img/s':>13} |" for n in paths)
         header += "".join(f" {n + ' s/kimg':>14} |" for n in paths)
-        ratios = [n for n in paths if n != "peer"] if "peer" in paths else []
-        header += "".join(f" {n + '/peer':>12} |" for n in ratios)
+        anchor = "peer" if "peer" in paths else "plain" if "plain" in paths else None
+        ratios = [n for n in paths if n != anchor] if anchor else []
+        header += "".join(f" {n + '/' + anchor:>13} |" for n in ratios)
         print(header)
         print("-" * len(header))
         generator = torch.Generator().manual_seed(1)
@@ -340,7 +346,7 @@ def main(argv=None) -> None:
                 row = f"{resolution:>4} | {alpha:>5.2f} |"
                 row += "".join(f" {args.batch / sec[n]:>13.1f} |" for n in paths)
                 row += "".join(f" {sec[n] * 1000 / args.batch:>14.1f} |" for n in paths)
-                row += "".join(f" {sec['peer'] / sec[n]:>11.2f}x |" for n in ratios)
+                row += "".join(f" {sec[anchor] / sec[n]:>12.2f}x |" for n in ratios)
                 print(row, flush=True)
 
 

@@ -7,7 +7,7 @@
 # 2. bench_gpu_memory.py --compile: peak memory and sec/kimg at 512x512 with piano512 (batch 6), fp32 eager
 #    against bf16 + channels_last (+ compile), the "under 9.5 GB" and "bf16 >= 2.5x fp32" at 512;
 # 3. bench_train_step.py at 256 and 512 with the paper's widths: plain fp32 eager against Trainer.step (bf16,
-#    channels_last, fused Adam), the same ratio at 256 (the peer is left out: it needs pip to fetch it);
+#    channels_last, fused Adam) and the trainer in fp32, the same ratio at 256 (the peer is left out: it needs pip to fetch it);
 # 4. bench_phase.py: Griffin-Lim on the GPU (batch 1 and 8) beside librosa on the CPU.
 # Each step has its own time limit, so a hang costs that step only; the summary at the end gives each exit code.
 # Needs the project's dependencies in the Python it runs ($PY, else .venv/bin/python, else python3): on a
@@ -47,7 +47,7 @@ step tests 180 "$PY" -m pytest -q -p no:cacheprovider tests/test_networks.py tes
   tests/test_trainer.py
 step memory 180 "$PY" benchmarks/bench_gpu_memory.py --compile --steps 10 --rounds 2 --warmup 3
 step train_step 150 "$PY" benchmarks/bench_train_step.py --paper-widths --resolutions 256,512 --alphas 1 \
-  --paths plain,trainer --warmup 2 --rounds 3 --seconds 2
+  --paths plain,trainer,bf16 --warmup 2 --rounds 3 --seconds 2
 step phase 120 "$PY" benchmarks/bench_phase.py --no-storage --gpu-focus
 
 echo "==> summary (logs in $LOGS)"
