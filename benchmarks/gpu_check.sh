@@ -6,8 +6,8 @@
 # 1. the tests that need CUDA or change on it (bf16 autocast, torch.compile, the CUDA Griffin-Lim, the trainer);
 # 2. bench_gpu_memory.py --compile: peak memory and sec/kimg at 512x512 with piano512 (batch 6), fp32 eager
 #    against bf16 + channels_last (+ compile), the "under 9.5 GB" and "bf16 >= 2.5x fp32" at 512;
-# 3. bench_train_step.py at 256 and 512 with the paper's widths: plain fp32 eager against Trainer.step (bf16,
-#    channels_last, fused Adam) and the trainer in fp32, the same ratio at 256 (the peer is left out: it needs pip to fetch it);
+# 3. bench_train_step.py at 256 and 512 with the paper's widths: plain fp32 eager (the anchor) against
+#    Trainer.step in fp32 and with bf16 + channels_last (the peer is left out: pip would have to fetch it);
 # 4. bench_phase.py: Griffin-Lim on the GPU (batch 1 and 8) beside librosa on the CPU.
 # Each step has its own time limit, so a hang costs that step only; the summary at the end gives each exit code.
 # Needs the project's dependencies in the Python it runs ($PY, else .venv/bin/python, else python3): on a
