@@ -16,8 +16,9 @@ a shared machine falls on all of them alike; the figure is the median over round
   from a prepared file held in memory, faded on the device.
 - **compiled** (only when asked for, ``--paths ...,compiled``): the same with ``compile=True``, G and D under
   ``torch.compile`` and the penalty eager; its warm-up steps include the compilation (use ``--warmup 2``).
-- **bf16** (only when asked for; CUDA only, on the CPU it is the trainer path again): ``Trainer.step`` with the
-  GPU defaults, bf16 autocast and channels_last, against **plain** fp32 eager for the issue's 2.5x target.
+- **bf16** (only when asked for): ``Trainer.step`` with bf16 autocast; on CUDA the GPU defaults (with
+  channels_last), against **plain** fp32 eager for the issue's 2.5x target; on the CPU ``cpu_bf16=true``, which
+  pays only on CPUs with bf16 matrix units (Intel AMX).
 
 The ratios are each path's throughput over the anchor's: the peer's when it runs, else plain's.
 
@@ -177,6 +178,7 @@ class TrainerPath:
         net = {"fmap_base": fmap_base, "fmap_max": fmap_max}
         config = TrainConfig.from_dict({
             "g": net, "d": net, "precision": precision, "compile": compile_, "channels_last": precision == "bf16",
+            "cpu_bf16": precision == "bf16" and device.type == "cpu",
             "schedule": {"total_kimg": 1e6, "lod_training_kimg": self.PHASE_KIMG,
                          "lod_transition_kimg": self.PHASE_KIMG, "minibatch_default": batch},
         })

@@ -131,8 +131,8 @@ class Trainer:
         return phase_at(self.images_shown, self.config.schedule, self.max_level, self.base_shape)
 
     def _autocast(self):
-        if self.on_cuda and self.config.precision == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.config.precision == "bf16" and (self.on_cuda or self.config.cpu_bf16):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _latents(self, n: int) -> torch.Tensor:

@@ -28,6 +28,8 @@ def test_overrides_are_typed_and_validated():
         resolve_config(None, ["schedule.total_kimg"])
     with pytest.raises(ValueError, match="loss.kind must be 'wgan-gp' or 'logistic'"):
         resolve_config(None, ["loss.kind=hinge"])
+    with pytest.raises(ValueError, match="cpu_bf16=true needs precision 'bf16', got precision 'fp32'"):
+        resolve_config(None, ["precision=fp32", "cpu_bf16=true"])
 
 
 def test_unknown_preset_lists_the_valid_ones():
