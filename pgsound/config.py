@@ -88,7 +88,7 @@ class TrainConfig:
     sample_grid: tuple[int, int] = (4, 4)
     # Speed: applied only on CUDA; on the CPU training runs in float32 eager unless cpu_bf16 says otherwise.
     precision: str = "bf16"  # bf16 autocast or fp32
-    # bf16 autocast on the CPU too: 1.5-1.8x on CPUs with bf16 matrix units (Intel AMX, Xeon 4th gen on), slower
+    # bf16 autocast on the CPU too: a 1.2-1.9x faster step on CPUs with bf16 matrix units (Intel AMX), slower
     # on CPUs without them, so it is opt-in (benchmarks/README.md, "bf16 on the CPU").
     cpu_bf16: bool = False
     channels_last: bool = True
