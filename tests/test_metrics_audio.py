@@ -131,3 +131,83 @@ def test_bad_input_is_clear():
         A.audio_metrics(np.zeros((2, 64, 64)), np.zeros((2, 32, 32)), CONFIG, n_items=0)
     with pytest.raises(ValueError, match="reals: expected spectrograms"):
         A.audio_metrics(np.zeros((2, 3, 64, 64)), np.zeros((2, 3, 64, 64)), CONFIG, n_items=0)
+
+
+# ---- notes: onsets and partial lines (chapter 9) -------------------------------------------------------------------
+def _level(db: float) -> float:
+    """The picture value of a level in dB (the normalisation, by hand)."""
+    return 2.0 * (db - CONFIG.floor_db) / CONFIG.range_db - 1.0
+
+
+def test_onset_strength_is_the_jump_of_a_struck_note_and_a_fraction_of_it_when_smeared():
+    pictures = np.full((3, 64, 64), -1.0, np.float32)  # the floor
+    pictures[0, :, 20:] = _level(CONFIG.floor_db + 40.0)  # every row jumps 40 dB at frame 20
+    ramp = np.minimum(np.arange(64) - 19, 4).clip(0, None) / 4  # the same rise spread over four frames
+    pictures[1] = _level(CONFIG.floor_db + 40.0 * ramp)[None, :]
+    pictures[2, :, :20] = _level(CONFIG.floor_db + 40.0)  # a note that stops: falls count as no onset
+    np.testing.assert_allclose(A.onset_strengths(pictures, CONFIG), [40.0, 10.0, 0.0], atol=1e-3)
+
+
+def test_onset_strength_matches_a_loop_by_hand():
+    pictures = np.random.default_rng(0).uniform(-1, 1, (2, 8, 5)).astype(np.float32)
+    db = A.to_db(pictures, CONFIG)
+    expected = [max(sum(max(d[f, t + 1] - d[f, t], 0.0) for f in range(8)) / 8 for t in range(4)) for d in db]
+    np.testing.assert_allclose(A.onset_strengths(torch.from_numpy(pictures)[:, None], CONFIG), expected, rtol=1e-9)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        A.onset_strengths(pictures[:, :, :1], CONFIG)
+
+
+def _partial_contrast_by_hand(db: np.ndarray, window: int) -> float:
+    """One picture (rows, frames) of sounding frames: the mean over frames of std(level - moving average)."""
+    half = window // 2
+    padded = np.pad(db, ((half, half), (0, 0)), mode="edge")
+    contrasts = []
+    for t in range(db.shape[1]):
+        smooth = [padded[f : f + window, t].mean() for f in range(db.shape[0])]
+        contrasts.append(np.std(db[:, t] - np.array(smooth)))
+    return float(np.mean(contrasts))
+
+
+def test_partial_contrast_is_zero_for_a_flat_spectrum_and_matches_a_comb_by_hand():
+    base = CONFIG.floor_db + 30.0
+    flat = np.full((64, 64), _level(base), np.float32)
+    comb = flat.copy()
+    comb[::4] = _level(base + 20.0)  # a partial every fourth row, 20 dB above the rest
+    slope = _level(CONFIG.floor_db + np.linspace(50.0, 20.0, 64))[:, None] * np.ones((1, 64), np.float32)
+    values = A.partial_contrasts(np.stack([flat, comb, slope]), CONFIG, window_rows=9)
+    assert values[0] == pytest.approx(0.0, abs=1e-4)
+    assert values[1] == pytest.approx(_partial_contrast_by_hand(A.to_db(comb, CONFIG), 9), rel=1e-4)
+    assert values[1] > 5.0
+    # A straight spectral slope is no partial: only the rows within half a window of the ends bend the average.
+    assert values[2] == pytest.approx(_partial_contrast_by_hand(A.to_db(slope, CONFIG), 9), rel=1e-4)
+    assert values[2] < 0.05 * values[1]
+
+
+def test_partial_contrast_counts_sounding_frames_only_and_sees_partials_blur_away():
+    pictures = tones(4)
+    silenced = pictures.copy()
+    silenced[:, :, 32:] = -1.0  # the floor after frame 32
+    db = A.to_db(silenced, CONFIG)
+    sounding = active_frames(10.0 ** (db / 10.0) - 10.0 ** (CONFIG.floor_db / 10.0))
+    expected = [_partial_contrast_by_hand(d[:, s], 9) for d, s in zip(db, sounding)]
+    np.testing.assert_allclose(A.partial_contrasts(silenced, CONFIG), expected, rtol=1e-4)
+    assert not sounding[:, 32:].any()
+    # The same tones smeared along the frequency axis lose their partial lines.
+    kernel = np.ones(7) / 7
+    blurred = np.apply_along_axis(lambda column: np.convolve(column, kernel, mode="same"), 1, pictures)
+    sharp, smeared = A.partial_contrasts(pictures, CONFIG), A.partial_contrasts(blurred, CONFIG)
+    assert (smeared < sharp).all() and smeared.mean() < 0.6 * sharp.mean()
+    with pytest.raises(ValueError, match="odd number"):
+        A.partial_contrasts(pictures, CONFIG, window_rows=8)
+    with pytest.raises(ValueError, match="at least window_rows=9 rows"):
+        A.partial_contrasts(pictures[:, :8], CONFIG)
+
+
+def test_audio_metrics_report_the_note_figures_from_nine_rows_up():
+    reals = tones(8)
+    values = A.audio_metrics(reals, reals, CONFIG, n_items=0)
+    assert values["onset_real_db"] == values["onset_fake_db"] == pytest.approx(
+        float(np.median(A.onset_strengths(reals, CONFIG))))
+    assert values["partial_contrast_fake_db"] == pytest.approx(float(np.median(A.partial_contrasts(reals, CONFIG))))
+    small = reals.reshape(8, 8, 8, 8, 8).mean(axis=(2, 4))  # the 8x8 level: too few rows for a partial line
+    assert "partial_contrast_real_db" not in A.audio_metrics(small, small, CONFIG, n_items=0)

@@ -1,6 +1,6 @@
 """Audio figures for spectrogram GANs: consistency, mean log spectrum, spectral centroids (book: chapter 8).
 
-A generated spectrogram is only a magnitude. Three questions an image metric does not ask:
+A generated spectrogram is only a magnitude. Four questions an image metric does not ask:
 
 - **Consistency**: is it the magnitude of *some* sound? Phase reconstruction (fast Griffin-Lim from PGHI, the
   book's sound path) finds the closest sound; the spectral convergence between the picture and that sound's
@@ -12,6 +12,9 @@ A generated spectrogram is only a magnitude. Three questions an image metric doe
 - **Spectral centroid**: the magnitude-weighted mean frequency of each frame (librosa's definition), a single
   number for "brightness"; the distribution over all sounding frames (within 40 dB of their picture's loudest)
   is compared by the Wasserstein-1 distance in Hz.
+- **Notes** (chapter 9): does a sample draw notes rather than a smear of energy? The strongest onset (the
+  largest rise of the level from one frame to the next, averaged over rows) asks for sharp attacks; the partial
+  contrast (how far single rows stand out of the smoothed spectrum) asks for separate partial lines.
 
 Pictures at a lower level of the network (fewer rows and columns) are read as they are for the spectrum and the
 centroids (a row is the average of ``n_bins / rows`` frequency bins) and scaled up to full size (nearest, as
@@ -24,12 +27,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.ndimage import uniform_filter1d
 
 from pgsound.audio_stats import ACTIVE_WITHIN_DB, active_frames
 from pgsound.spectrogram import SpectrogramConfig
 
 N_ITEMS = 32
 N_ITER = 64
+PARTIAL_WINDOW_ROWS = 9  # rows of the moving average that partial_contrasts subtracts
 
 
 def as_config(settings: SpectrogramConfig | dict[str, Any]) -> SpectrogramConfig:
@@ -121,6 +126,50 @@ def peak_frequencies(images: Any, config: SpectrogramConfig | dict[str, Any]) ->
     return row_frequencies(x.shape[1], config)[mean_magnitude.argmax(axis=1)]
 
 
+def onset_strengths(images: Any, config: SpectrogramConfig | dict[str, Any]) -> np.ndarray:
+    """The strongest onset of each picture in dB: (N,) (book: chapter 9, How close is it?).
+
+    The spectral flux of a frame is how much the level rises from the frame before, averaged over all rows, with
+    falls counted as zero; a picture's onset strength is its largest flux. A struck piano note raises every
+    partial within a frame or two, so a real picture with a note starting in it scores about as much as the note
+    stands above the floor (20 dB and more in chapter 9's data); a generator that smears its attacks over many
+    frames draws the same note with a fraction of that.
+    """
+    config = as_config(config)
+    db = to_db(_pictures(images, "onset_strengths"), config)
+    if db.shape[2] < 2:
+        raise ValueError(f"onset_strengths needs pictures of at least 2 frames, got {db.shape[2]}")
+    flux = np.clip(np.diff(db, axis=2), 0.0, None).mean(axis=1)  # (N, frames - 1)
+    return flux.max(axis=1)
+
+
+def partial_contrasts(
+    images: Any,
+    config: SpectrogramConfig | dict[str, Any],
+    window_rows: int = PARTIAL_WINDOW_ROWS,
+    active_within_db: float = ACTIVE_WITHIN_DB,
+) -> np.ndarray:
+    """How far the partials stand out of the spectrum, in dB, per picture: (N,) (book: chapter 9).
+
+    In each frame the level in dB minus its moving average over ``window_rows`` rows keeps the narrow peaks and
+    dips (a harmonic partial is one or two rows wide) and removes the broad spectral slope; its standard deviation
+    over the rows is the frame's contrast, averaged over the picture's sounding frames (the rule of
+    :func:`spectral_centroids`). Separate partial lines give several dB; a smooth smear of energy gives little.
+    """
+    config = as_config(config)
+    if window_rows < 3 or window_rows % 2 == 0:
+        raise ValueError(f"window_rows must be an odd number of at least 3, got {window_rows}")
+    db = to_db(_pictures(images, "partial_contrasts"), config)
+    if db.shape[1] < window_rows:
+        raise ValueError(f"partial_contrasts needs pictures of at least window_rows={window_rows} rows, got "
+                         f"{db.shape[1]}")
+    # "nearest" edges: the window at the lowest and highest rows repeats the edge row instead of reflecting.
+    detail = db - uniform_filter1d(db, window_rows, axis=1, mode="nearest")
+    contrast = detail.std(axis=1)  # (N, frames)
+    sounding = active_frames(10.0 ** (db / 10.0) - 10.0 ** (config.floor_db / 10.0), active_within_db)
+    return (contrast * sounding).sum(axis=1) / sounding.sum(axis=1)
+
+
 def wasserstein_1d(a: np.ndarray, b: np.ndarray) -> float:
     """Wasserstein-1 distance between two empirical distributions on the line: the area between their CDFs."""
     a, b = np.sort(np.asarray(a, np.float64).ravel()), np.sort(np.asarray(b, np.float64).ravel())
@@ -174,7 +223,10 @@ def audio_metrics(
     ``sc_fake_db`` / ``sc_real_db``: mean spectral convergence through phase reconstruction of the first
     ``n_items`` pictures of each side (``n_items=0`` skips this, the only slow part); ``log_spectrum_rms_db``:
     RMS difference of the mean log spectra; ``centroid_w1_hz``: Wasserstein-1 distance between the per-frame
-    spectral centroid distributions, with ``centroid_real_hz`` / ``centroid_fake_hz`` their means.
+    spectral centroid distributions, with ``centroid_real_hz`` / ``centroid_fake_hz`` their means;
+    ``onset_real_db`` / ``onset_fake_db``: median :func:`onset_strengths`; ``partial_contrast_real_db`` /
+    ``partial_contrast_fake_db``: median :func:`partial_contrasts` (pictures of at least 9 rows). The last two
+    pairs ask whether the samples draw notes: sharp attacks and separate partial lines (chapter 9).
     """
     config = as_config(settings)
     real_pictures, fake_pictures = _pictures(reals, "reals"), _pictures(fakes, "fakes")
@@ -189,7 +241,12 @@ def audio_metrics(
         "centroid_w1_hz": wasserstein_1d(real_centroids, fake_centroids),
         "centroid_real_hz": float(real_centroids.mean()),
         "centroid_fake_hz": float(fake_centroids.mean()),
+        "onset_real_db": float(np.median(onset_strengths(real_pictures, config))),
+        "onset_fake_db": float(np.median(onset_strengths(fake_pictures, config))),
     }
+    if real_pictures.shape[1] >= PARTIAL_WINDOW_ROWS:  # lower levels have too few rows to hold a partial line
+        values["partial_contrast_real_db"] = float(np.median(partial_contrasts(real_pictures, config)))
+        values["partial_contrast_fake_db"] = float(np.median(partial_contrasts(fake_pictures, config)))
     if n_items > 0:
         values["sc_real_db"] = float(consistency_db(real_pictures[:n_items], config, n_iter, seed, device).mean())
         values["sc_fake_db"] = float(consistency_db(fake_pictures[:n_items], config, n_iter, seed, device).mean())
