@@ -127,7 +127,7 @@ def peak_frequencies(images: Any, config: SpectrogramConfig | dict[str, Any]) ->
 
 
 def onset_strengths(images: Any, config: SpectrogramConfig | dict[str, Any]) -> np.ndarray:
-    """The strongest onset of each picture in dB: (N,) (book: chapter 9, How close is it?).
+    """The strongest onset of each picture in dB: (N,) (book: chapter 9, Does it draw notes?).
 
     The spectral flux of a frame is how much the level rises from the frame before, averaged over all rows, with
     falls counted as zero; a picture's onset strength is its largest flux. A struck piano note raises every
@@ -149,7 +149,7 @@ def partial_contrasts(
     window_rows: int = PARTIAL_WINDOW_ROWS,
     active_within_db: float = ACTIVE_WITHIN_DB,
 ) -> np.ndarray:
-    """How far the partials stand out of the spectrum, in dB, per picture: (N,) (book: chapter 9).
+    """How far the partials stand out of the spectrum, in dB, per picture: (N,) (book: chapter 9, Does it draw notes?).
 
     In each frame the level in dB minus its moving average over ``window_rows`` rows keeps the narrow peaks and
     dips (a harmonic partial is one or two rows wide) and removes the broad spectral slope; its standard deviation
