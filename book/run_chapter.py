@@ -61,11 +61,22 @@ def chapter_notebook(path: Path) -> nbformat.NotebookNode:
     return notebook
 
 
-def execute_chapter(path: Path, profile: str, timeout: int = 3600, env: dict[str, str] | None = None):
+# The longest cell a profile may run, in seconds. A training cell takes as long as its machine needs: chapter 9's
+# cpu run took 17 minutes on one 2-core machine and over an hour on another (its 3600 s limit stopped it there),
+# and the gpu profile trains for hours; neither should fail for being slow. Smoke stays short: it is the tests.
+CELL_TIMEOUT_S = {"smoke": 3600, "cpu": 6 * 3600, "gpu": 48 * 3600}
+
+
+def execute_chapter(path: Path, profile: str, timeout: int | None = None, env: dict[str, str] | None = None):
     """Execute one chapter under ``PGSOUND_PROFILE=profile``; returns the executed notebook.
 
+    ``timeout``: the longest a cell may run, in seconds (default: the profile's :data:`CELL_TIMEOUT_S`).
     Raises ``CellExecutionError`` (the notebook given back on the exception as ``.notebook``) when a cell raises.
     """
+    if timeout is None:
+        if profile not in CELL_TIMEOUT_S:
+            raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(CELL_TIMEOUT_S)}")
+        timeout = CELL_TIMEOUT_S[profile]
     notebook = chapter_notebook(path)
     env = dict(os.environ if env is None else env) | {"PGSOUND_PROFILE": profile}
     # record_timing off: jupyter-cache hashes cell metadata, and timestamps would stop the book matching it.

@@ -43,3 +43,28 @@ def test_chapter_executes_under_smoke_profile(path: Path, tmp_path: Path):
         where = f"code cell {failing + 1} of {len(cells)}" if failing is not None else "a cell"
         source = cells[failing].source if failing is not None else ""
         pytest.fail(f"{path.relative_to(ROOT)}: {where} raised\n--- cell ---\n{source}\n--- error ---\n{error}")
+
+
+def test_cell_time_limit_follows_the_profile(monkeypatch):
+    """A slow machine must not fail the cpu profile: chapter 9's training cell ran over an hour on a 2 GHz Xeon."""
+    import run_chapter
+
+    limits = []
+
+    class RecordingClient:
+        def __init__(self, notebook, timeout, **kwargs):
+            limits.append(timeout)
+
+        def execute(self, env):
+            assert env["PGSOUND_PROFILE"] in ("smoke", "cpu", "gpu")
+
+    monkeypatch.setattr(run_chapter, "ChapterClient", RecordingClient)
+    path = chapter_paths()[0]
+    for profile in ("smoke", "cpu", "gpu"):
+        run_chapter.execute_chapter(path, profile)
+    run_chapter.execute_chapter(path, "cpu", timeout=5)
+    assert limits == [3600, 6 * 3600, 48 * 3600, 5]
+    # jupyter-book executes a chapter changed since `make book` filled its cache: the same limit as the cpu profile.
+    assert yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]["timeout"] == 6 * 3600
+    with pytest.raises(ValueError, match="unknown profile 'laptop'"):
+        run_chapter.execute_chapter(path, "laptop")
