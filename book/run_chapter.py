@@ -22,6 +22,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from pgsound.profile import PROFILES, current_profile
+
 BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -73,10 +75,9 @@ def execute_chapter(path: Path, profile: str, timeout: int | None = None, env: d
     ``timeout``: the longest a cell may run, in seconds (default: the profile's :data:`CELL_TIMEOUT_S`).
     Raises ``CellExecutionError`` (the notebook given back on the exception as ``.notebook``) when a cell raises.
     """
-    if timeout is None:
-        if profile not in CELL_TIMEOUT_S:
-            raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(CELL_TIMEOUT_S)}")
-        timeout = CELL_TIMEOUT_S[profile]
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    timeout = CELL_TIMEOUT_S[profile] if timeout is None else timeout
     notebook = chapter_notebook(path)
     env = dict(os.environ if env is None else env) | {"PGSOUND_PROFILE": profile}
     # record_timing off: jupyter-cache hashes cell metadata, and timestamps would stop the book matching it.
@@ -157,4 +158,4 @@ if __name__ == "__main__":
     parser.add_argument("pattern", nargs="?", default="", help="part of the chapter file names (default: all)")
     parser.add_argument("--cache", type=Path, help="also store each executed chapter in this jupyter-cache")
     args = parser.parse_args()
-    sys.exit(run(args.pattern, os.environ.get("PGSOUND_PROFILE", "cpu"), args.cache))
+    sys.exit(run(args.pattern, current_profile(), args.cache))  # PGSOUND_PROFILE, checked by the package

@@ -18,6 +18,8 @@ sys.path.insert(0, str(ROOT / "book"))
 
 from run_chapter import execute_chapter  # noqa: E402
 
+from pgsound.profile import PROFILES  # noqa: E402
+
 
 def chapter_paths() -> list[Path]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
@@ -64,6 +66,7 @@ def test_cell_time_limit_follows_the_profile(monkeypatch):
         run_chapter.execute_chapter(path, profile)
     run_chapter.execute_chapter(path, "cpu", timeout=5)
     assert limits == [3600, 6 * 3600, 48 * 3600, 5]
+    assert set(run_chapter.CELL_TIMEOUT_S) == set(PROFILES)  # a limit for every profile the package knows
     # jupyter-book executes a chapter changed since `make book` filled its cache: the same limit as the cpu profile.
     assert yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]["timeout"] == 6 * 3600
     with pytest.raises(ValueError, match="unknown profile 'laptop'"):
