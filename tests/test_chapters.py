@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "book"))
 from run_chapter import execute_chapter  # noqa: E402
 
 from pgsound.profile import PROFILES  # noqa: E402
+from pgsound.spectrogram import SpectrogramConfig  # noqa: E402
 
 
 def chapter_paths() -> list[Path]:
@@ -71,3 +72,65 @@ def test_cell_time_limit_follows_the_profile(monkeypatch):
     assert yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]["timeout"] == 6 * 3600
     with pytest.raises(ValueError, match="unknown profile 'laptop'"):
         run_chapter.execute_chapter(path, "laptop")
+
+
+def chapter_parameters(path: Path, profile: str) -> dict:
+    """The chapter's ``NAME = pick(...)`` parameters as that profile sets them, without running the chapter."""
+    import ast
+    import functools
+
+    import jupytext
+
+    from pgsound.profile import pick
+
+    namespace = {"pick": functools.partial(pick, profile=profile)}
+    for cell in jupytext.read(path).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.parse(cell.source).body:
+            call = getattr(node, "value", None)
+            if isinstance(node, ast.Assign) and isinstance(call, ast.Call) and getattr(call.func, "id", "") == "pick":
+                exec(compile(ast.Module([node], type_ignores=[]), str(path), "exec"), namespace)
+    return namespace
+
+
+def piano_chapter_runs(path: Path, profile: str) -> list[tuple[str, list[str], SpectrogramConfig]]:
+    """(preset, overrides, spectrogram geometry) of the runs each piano chapter trains under a profile."""
+    p = chapter_parameters(path, profile)
+    if path.stem.startswith("09"):
+        return [(p["PRESET"], p["OVERRIDES"], SpectrogramConfig(**p["GEOMETRY"]))]
+    if path.stem.startswith("10"):
+        return [(p["DEMO"]["preset"], p["DEMO"]["overrides"], SpectrogramConfig(**p["DEMO"]["geometry"]))]
+    size, n_fft, hop = p["PICTURES"]["size"], p["PICTURES"]["n_fft"], p["PICTURES"]["hop_length"]
+    square = SpectrogramConfig(n_fft=n_fft, hop_length=hop, n_bins=size, n_frames=size)
+    # Variant (c), as chapter 11 builds it: twice the bins, half the frames, grown from an 8x2 base.
+    tall = SpectrogramConfig(n_fft=2 * n_fft, hop_length=2 * hop, n_bins=2 * size, n_frames=size // 2)
+    return [(p["PRESET"], p["WIDTHS"], square), (p["PRESET"], [*p["WIDTHS"], "base_shape=[8, 2]"], tall)]
+
+
+PIANO_CHAPTERS = [p for p in chapter_paths() if p.stem[:2] in ("09", "10", "11")]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("path", PIANO_CHAPTERS, ids=lambda p: p.stem)
+def test_piano_chapter_networks_build_and_run_under_every_profile(path: Path, profile: str):
+    """The gpu profile's runs take hours on a GPU; on the CPU we can at least check that what each piano chapter
+    would train under it exists: its preset and overrides resolve, its spectrogram geometry is valid, and G and D
+    of that size turn a latent into a picture of the data's shape and back into a finite score."""
+    import types
+
+    import torch
+
+    from pgsound.config import resolve_config
+    from pgsound.trainer import build_networks
+
+    for preset, overrides, geometry in piano_chapter_runs(path, profile):
+        config = resolve_config(preset, overrides)
+        data = types.SimpleNamespace(resolution=(geometry.n_bins, geometry.n_frames), channels=1, num_labels=0)
+        G, D = build_networks(config, data)
+        top = G.num_levels - 1
+        with torch.no_grad():
+            pictures = G(torch.randn(2, G.latent_size), top)
+            scores = D(pictures, top)
+        assert pictures.shape == (2, 1, geometry.n_bins, geometry.n_frames), (path.stem, profile)
+        assert torch.isfinite(scores).all()
