@@ -76,6 +76,9 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     ema_beta: float = 0.999  # generator EMA (Gs) per step, as in the paper
     ema_rampup: float | None = None  # cap Gs's half-life at rampup * images shown (stylegan2-ada: 0.05)
+    # Count those images from the start of the run ("run", stylegan2-ada) or from the start of the current
+    # level's fade-in ("level"): a short run's Gs then does not average in the untrained layers of a new level.
+    ema_rampup_from: str = "run"
     # Outputs, counted in ticks (one tick = schedule.tick_kimg images).
     samples_every_ticks: int = 1
     sample_audio_iters: int = 1000  # Griffin-Lim iterations for the WAV samples of spectrogram runs
@@ -97,6 +100,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in ("bf16", "fp32"):
             raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        if self.ema_rampup_from not in ("run", "level"):
+            raise ValueError(f"ema_rampup_from must be 'run' or 'level', got {self.ema_rampup_from!r}")
         if self.cpu_bf16 and self.precision != "bf16":
             raise ValueError(f"cpu_bf16=true needs precision 'bf16', got precision {self.precision!r}")
 

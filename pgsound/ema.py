@@ -8,6 +8,11 @@ The paper uses beta = 0.999 from the first step. Over a run of hundreds of kimg 
 of a few kimg, Gs still averages in the untrained G of the first thousand steps and shows noise. The optional
 ramp-up of stylegan2-ada-pytorch fixes that: the average's half-life (in images) is capped at
 ``rampup * images_shown``, so early in a run Gs follows G closely and later it is the paper's average.
+
+A progressive run meets the same problem again at every level: the new level's layers start from their random
+initial weights when it begins to fade in, and Gs averages them in. With ``ema_rampup_from: level`` the trainer
+counts the ramp-up's images from the start of the current level's fade-in instead of the start of the run
+(book: chapter 9, "Which generator to listen to").
 """
 
 from __future__ import annotations

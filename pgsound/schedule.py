@@ -101,6 +101,13 @@ def phase_at(images_shown: int, config: ScheduleConfig, max_level: int, base_sha
     )
 
 
+def level_start_kimg(level: int, config: ScheduleConfig) -> float:
+    """kimg at which ``level`` starts to fade in (0 for the base level, and for a fixed-level run)."""
+    if level == 0 or config.fixed_level is not None:
+        return 0.0
+    return kimg_to_reach(level, config) - config.lod_transition_kimg
+
+
 def kimg_to_reach(level: int, config: ScheduleConfig) -> float:
     """kimg at which ``level`` has faded in fully (the start of its stabilisation phase)."""
     if level == 0:

@@ -25,7 +25,7 @@ from pgsound.checkpoint import load_checkpoint, save_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.distributed import ProcessGroup, average_gradients, average_tensor, split_batch
 from pgsound.ema import ema_beta_at, make_ema, update_ema
-from pgsound.schedule import Phase, phase_at
+from pgsound.schedule import Phase, level_start_kimg, phase_at
 
 STAT_NAMES = ("loss_d", "loss_g", "penalty", "drift", "score_real", "score_fake")
 
@@ -193,7 +193,10 @@ class Trainer:
         loss_g.backward()
         average_gradients(self.G, self.group)
         self.opt_g.step()
-        beta = ema_beta_at(self.config.ema_beta, phase.batch_size, self.images_shown, self.config.ema_rampup)
+        rampup_images = self.images_shown
+        if self.config.ema_rampup_from == "level":
+            rampup_images -= round(1000 * level_start_kimg(level, self.config.schedule))
+        beta = ema_beta_at(self.config.ema_beta, phase.batch_size, rampup_images, self.config.ema_rampup)
         update_ema(self.Gs, self.G, beta)
 
         self._stats += torch.stack(

@@ -114,3 +114,5 @@ def test_ema_rampup_caps_the_half_life():
     # Once rampup * images exceeds the half-life, the paper's beta again.
     assert ema_beta_at(0.999, 16, 300_000, 0.05) == pytest.approx(0.999, rel=1e-12)
     assert resolve_config("shapes-cpu").ema_rampup == 0.05 and resolve_config("paper").ema_rampup is None
+    with pytest.raises(ValueError, match="ema_rampup_from must be 'run' or 'level', got 'fade'"):
+        resolve_config("smoke", ["ema_rampup_from=fade"])

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pgsound.schedule import ScheduleConfig, kimg_to_reach, lod_progress, phase_at
+from pgsound.schedule import ScheduleConfig, kimg_to_reach, level_start_kimg, lod_progress, phase_at
 
 # T = training, F = transition (fade-in); the paper's ordering: 4x4 for T, then (fade F, train T) per level.
 CONFIG = ScheduleConfig(
@@ -83,6 +83,19 @@ def test_kimg_to_reach_and_no_transition():
     assert phase_at(750_000, CONFIG, MAX_LEVEL, (4, 4)).level == 3
     instant = ScheduleConfig(lod_training_kimg=10, lod_transition_kimg=0)
     assert [phase_at(k * 1000, instant, 5, (4, 4)).level for k in (0, 9, 10, 11, 25)] == [0, 0, 1, 1, 2]
+
+
+def test_level_start_is_where_its_fade_in_begins():
+    assert [level_start_kimg(k, CONFIG) for k in range(4)] == [0, 150, 400, 650]  # 150 + 250 per level
+    for level in range(1, MAX_LEVEL + 1):
+        start = round(level_start_kimg(level, CONFIG) * 1000)
+        before, after = phase_at(start, CONFIG, MAX_LEVEL, (4, 4)), phase_at(start + 1, CONFIG, MAX_LEVEL, (4, 4))
+        assert (before.level, before.alpha) == (level - 1, 1.0)
+        assert after.level == level and after.fading and after.alpha < 1e-4
+    instant = ScheduleConfig(lod_training_kimg=10, lod_transition_kimg=0)
+    assert level_start_kimg(2, instant) == kimg_to_reach(2, instant) == 20
+    fixed = ScheduleConfig(fixed_level=3)
+    assert level_start_kimg(3, fixed) == 0  # a fixed-level run trains its one level from the start
 
 
 def test_bad_schedule_values():

@@ -83,6 +83,22 @@ def test_fixed_level_trains_only_that_level(shapes_file, tmp_path):
     assert changed and all(not k.startswith(("blocks.2.", "to_rgb.2.")) for k in changed)
 
 
+@pytest.mark.parametrize("rampup_from", ["run", "level"])
+def test_ema_rampup_from_level_restarts_with_each_fade_in(shapes_file, rampup_from):
+    """One step into level 1's fade-in, Gs is G (beta ~ 1e-6) when the ramp-up counts from the level's start;
+    counted from the run's start (400 images, a half-life of 20) Gs still lags G."""
+    config = tiny_config(f"ema_rampup_from={rampup_from}", "schedule.lod_training_kimg=0.4",
+                         "schedule.lod_transition_kimg=0.4")
+    trainer = Trainer(config, open_shapes(shapes_file), None, progress=False)
+    trainer.train(stop_kimg=0.408)  # 101 steps of 4 images at 4x4 (0..400), then one into level 1
+    assert trainer.phase().level == 1
+    lag = (weights(trainer.Gs) - weights(trainer.G)).abs().max().item()
+    if rampup_from == "level":
+        assert lag < 1e-6
+    else:
+        assert lag > 1e-3
+
+
 def test_nan_stops_with_the_last_good_checkpoint(shapes_file, tmp_path):
     trainer = Trainer(tiny_config(), open_shapes(shapes_file), tmp_path / "run", progress=False)
     trainer.train(max_steps=2)
