@@ -59,11 +59,11 @@ def test_cell_time_limit_follows_the_profile(monkeypatch):
             limits.append(timeout)
 
         def execute(self, env):
-            assert env["PGSOUND_PROFILE"] in ("smoke", "cpu", "gpu")
+            assert env["PGSOUND_PROFILE"] in PROFILES
 
     monkeypatch.setattr(run_chapter, "ChapterClient", RecordingClient)
     path = chapter_paths()[0]
-    for profile in ("smoke", "cpu", "gpu"):
+    for profile in PROFILES:  # smoke, cpu, gpu
         run_chapter.execute_chapter(path, profile)
     run_chapter.execute_chapter(path, "cpu", timeout=5)
     assert limits == [3600, 6 * 3600, 48 * 3600, 5]
