@@ -3,7 +3,10 @@
 #
 #   benchmarks/gpu_check.sh                 # logs to _build/gpu_check/ (or to $OUT when it is set)
 #
-# 1. the tests that need CUDA or change on it (bf16 autocast, torch.compile, the CUDA Griffin-Lim, the trainer);
+# 0. pgsound preflight --preset piano512 at the paper's widths, bf16 (the default on CUDA) then fp32: every phase
+#    to 512x512 at its minibatch, peak memory and s/step per phase, hours to 2000 kimg (preflight-*.json);
+# 1. the tests that need CUDA or change on it (bf16 autocast, torch.compile, the CUDA Griffin-Lim, the trainer,
+#    the step under torch.cuda.set_sync_debug_mode("error"));
 # 2. bench_gpu_memory.py --compile: peak memory and sec/kimg at 512x512 with piano512 (batch 6), fp32 eager
 #    against bf16 + channels_last (+ compile), the issue's "under 9.5 GB" and "bf16 >= 2.5x fp32" at 512;
 # 3. bench_train_step.py at 256 and 512 with the paper's widths: plain fp32 eager (the anchor) against
@@ -43,8 +46,11 @@ step() {  # step NAME SECONDS COMMAND...
   summary+=("$(printf '%-12s exit %3d  %4d s' "$name" "$status" $((SECONDS - start)))")
 }
 
+step preflight 150 "$PY" -m pgsound.cli preflight --preset piano512 --json "$LOGS/preflight-bf16.json"
+step preflight_fp32 150 "$PY" -m pgsound.cli preflight --preset piano512 --set precision=fp32 --no-resume-check \
+  --json "$LOGS/preflight-fp32.json"
 step tests 180 "$PY" -m pytest -q -p no:cacheprovider tests/test_networks.py tests/test_loss.py tests/test_phase.py \
-  tests/test_trainer.py
+  tests/test_trainer.py tests/test_preflight.py::test_the_step_makes_no_host_synchronisation_on_cuda
 step memory 180 "$PY" benchmarks/bench_gpu_memory.py --compile --steps 10 --rounds 2 --warmup 3
 step train_step 150 "$PY" benchmarks/bench_train_step.py --paper-widths --resolutions 256,512 --alphas 1 \
   --paths plain,trainer,bf16 --warmup 2 --rounds 3 --seconds 2

@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pgsound.commands.info",
     "pgsound.commands.sound",
     "pgsound.commands.prepare",
+    "pgsound.commands.preflight",
     "pgsound.commands.train",
     "pgsound.commands.generate",
     "pgsound.commands.evaluate",

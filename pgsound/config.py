@@ -10,15 +10,58 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from pgsound.schedule import ScheduleConfig
+from pgsound.schedule import ScheduleConfig, check_range
+
+
+class YamlLoader(yaml.SafeLoader):
+    """YAML as people write numbers: ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3``), ``no`` stays a string."""
+
+
+# YAML 1.2's float pattern (1e-3, .5, -2.0E+4, inf, nan) instead of YAML 1.1's, which needs a dot and a sign.
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+# Only true/false are booleans (YAML 1.2): "no", "off", "yes" and "on" stay strings.
+for first in "yYnNoO":
+    YamlLoader.yaml_implicit_resolvers[first] = [
+        (tag, pattern) for tag, pattern in YamlLoader.yaml_implicit_resolvers.get(first, [])
+        if tag != "tag:yaml.org,2002:bool"
+    ]
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+
+
+def check_choices(instance: Any) -> None:
+    """Refuse a value outside its ``Literal`` choices in a config dataclass built directly (not from YAML)."""
+    for f in dataclasses.fields(instance):
+        hint = typing.get_type_hints(type(instance))[f.name]
+        value = getattr(instance, f.name)
+        if typing.get_origin(hint) is list and typing.get_origin(typing.get_args(hint)[0]) is Literal:
+            hint, values = typing.get_args(hint)[0], list(value)
+        elif typing.get_origin(hint) is Literal:
+            values = [value]
+        else:
+            continue
+        for item in values:
+            if item not in typing.get_args(hint):
+                choices = ", ".join(map(repr, typing.get_args(hint)))
+                raise ValueError(f"{f.name} must be one of {choices}, got {item!r}")
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse a preset, a saved config or an override value with :class:`YamlLoader`."""
+    return yaml.load(text, Loader=YamlLoader)
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
@@ -36,7 +79,7 @@ class NetworkConfig:
 class LossConfig:
     """WGAN-GP as in the paper, or the non-saturating logistic loss with R1 (``kind: logistic``)."""
 
-    kind: str = "wgan-gp"
+    kind: Literal["wgan-gp", "logistic"] = "wgan-gp"
     gp_lambda: float = 10.0
     gp_target: float = 1.0  # gamma, NVIDIA's iwass_target
     drift: float = 0.001  # epsilon, NVIDIA's iwass_epsilon
@@ -44,8 +87,12 @@ class LossConfig:
     label_weight: float = 1.0  # AC-GAN label term, only with labels
 
     def __post_init__(self) -> None:
-        if self.kind not in ("wgan-gp", "logistic"):
-            raise ValueError(f"loss.kind must be 'wgan-gp' or 'logistic', got {self.kind!r}")
+        check_choices(self)
+        check_range("gp_lambda", self.gp_lambda, minimum=0.0)
+        check_range("gp_target", self.gp_target, minimum=0.0, inclusive=False)
+        check_range("drift", self.drift, minimum=0.0)
+        check_range("r1_gamma", self.r1_gamma, minimum=0.0)
+        check_range("label_weight", self.label_weight, minimum=0.0)
 
 
 @dataclass
@@ -55,7 +102,14 @@ class OptimizerConfig:
     beta1: float = 0.0
     beta2: float = 0.99
     eps: float = 1e-8
-    reset_on_growth: bool = False  # the TF port resets Adam's state when a new level starts
+    # Clear Adam's moments whenever the floor or the ceiling of the continuous level changes, that is at the
+    # start and at the end of every fade-in: NVIDIA's reset_opt_for_new_lod, on by default in their code.
+    reset_on_growth: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("beta1", self.beta1, minimum=0.0, maximum=1.0, inclusive_max=False)
+        check_range("beta2", self.beta2, minimum=0.0, maximum=1.0, inclusive_max=False)
+        check_range("eps", self.eps, minimum=0.0, inclusive=False)
 
 
 @dataclass
@@ -64,12 +118,17 @@ class TrainConfig:
 
     seed: int = 0
     latent_size: int | None = None  # None: nf(0), 512 with the paper's widths
+    # The data this preset is sized for, (channels, height, width): what `pgsound preflight` walks without
+    # --data. Training reads the shape from its dataset and ignores this.
+    data_shape: tuple[int, int, int] | None = None
     base_shape: tuple[int, int] = (4, 4)
     conditional: bool = False  # one-hot labels into G, AC-GAN label outputs in D
     mirror_augment: bool = False
     g: NetworkConfig = field(default_factory=NetworkConfig)
     d: NetworkConfig = field(default_factory=NetworkConfig)
     g_first_gain_tf: bool = True  # sqrt(2)/4 on G's first dense layer, as the TF port
+    # Minibatch stddev over groups of min(this, per-process minibatch) samples, which must divide it; 16 or more
+    # makes the group the whole minibatch up to 16 (NVIDIA's v1 preset), 0 or 1 turns the layer off.
     mbstd_group_size: int = 4
     loss: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -78,19 +137,19 @@ class TrainConfig:
     ema_rampup: float | None = None  # cap Gs's half-life at rampup * images shown (stylegan2-ada: 0.05)
     # Count those images from the start of the run ("run", stylegan2-ada) or from the start of the current
     # level's fade-in ("level"): a short run's Gs then does not average in the untrained layers of a new level.
-    ema_rampup_from: str = "run"
+    ema_rampup_from: Literal["run", "level"] = "run"
     # Outputs, counted in ticks (one tick = schedule.tick_kimg images).
     samples_every_ticks: int = 1
     sample_audio_iters: int = 1000  # Griffin-Lim iterations for the WAV samples of spectrogram runs
     checkpoint_every_ticks: int = 1
     keep_checkpoints: int = 3
     milestone_every_kimg: float = 500.0
-    metrics: list[str] = field(default_factory=list)
+    metrics: list[Literal["swd", "ms_ssim", "ndb", "audio"]] = field(default_factory=list)
     metrics_every_ticks: int = 0
     metrics_images: int = 1024
     sample_grid: tuple[int, int] = (4, 4)
     # Speed: applied only on CUDA; on the CPU training runs in float32 eager unless cpu_bf16 says otherwise.
-    precision: str = "bf16"  # bf16 autocast or fp32
+    precision: Literal["bf16", "fp32"] = "bf16"  # bf16 autocast or fp32
     # bf16 autocast on the CPU too: a 1.2-1.9x faster step on CPUs with bf16 matrix units (Intel AMX), slower
     # on CPUs without them, so it is opt-in (benchmarks/README.md, "bf16 on the CPU").
     cpu_bf16: bool = False
@@ -98,10 +157,37 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        if self.precision not in ("bf16", "fp32"):
-            raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
-        if self.ema_rampup_from not in ("run", "level"):
-            raise ValueError(f"ema_rampup_from must be 'run' or 'level', got {self.ema_rampup_from!r}")
+        check_choices(self)
+        check_range("seed", self.seed, minimum=0)
+        if self.latent_size is not None:
+            check_range("latent_size", self.latent_size, minimum=1)
+        for side in self.base_shape:
+            check_range("base_shape", side, minimum=1)
+        if self.data_shape is not None:
+            for size in self.data_shape:
+                check_range("data_shape", size, minimum=1)
+        for name, net in (("g", self.g), ("d", self.d)):
+            check_range(f"{name}.fmap_base", net.fmap_base, minimum=1)
+            check_range(f"{name}.fmap_max", net.fmap_max, minimum=1)
+            check_range(f"{name}.fmap_decay", net.fmap_decay, minimum=0.0)
+        check_range("mbstd_group_size", self.mbstd_group_size, minimum=0)
+        check_range("ema_beta", self.ema_beta, minimum=0.0, maximum=1.0, inclusive_max=False)
+        if self.ema_rampup is not None:
+            check_range("ema_rampup", self.ema_rampup, minimum=0.0, inclusive=False)
+        check_range("samples_every_ticks", self.samples_every_ticks, minimum=1)
+        check_range("sample_audio_iters", self.sample_audio_iters, minimum=0)
+        check_range("checkpoint_every_ticks", self.checkpoint_every_ticks, minimum=1)
+        check_range("keep_checkpoints", self.keep_checkpoints, minimum=1)
+        check_range("milestone_every_kimg", self.milestone_every_kimg, minimum=0.0)
+        check_range("metrics_every_ticks", self.metrics_every_ticks, minimum=0)
+        check_range("metrics_images", self.metrics_images, minimum=2)
+        for side in self.sample_grid:
+            check_range("sample_grid", side, minimum=1)
+        if self.metrics and not self.metrics_every_ticks:
+            raise ValueError(
+                f"metrics {self.metrics} are never computed with metrics_every_ticks=0: set metrics_every_ticks "
+                f"to how often (in ticks) to compute them"
+            )
         if self.cpu_bf16 and self.precision != "bf16":
             raise ValueError(f"cpu_bf16=true needs precision 'bf16', got precision {self.precision!r}")
 
@@ -154,6 +240,10 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
             except ValueError as error:
                 errors.append(str(error))
         raise ValueError(errors[0])
+    if origin is Literal:
+        if isinstance(value, str) and value in args:
+            return value
+        raise ValueError(f"{key} expects one of {', '.join(map(repr, args))}, got {value!r}")
     expected = origin or hint
     if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -205,7 +295,7 @@ def load_preset(name: str) -> dict[str, Any]:
         close = difflib.get_close_matches(name, preset_names(), n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(preset_names())}{hint}")
-    return yaml.safe_load(path.read_text()) or {}
+    return parse_yaml(path.read_text()) or {}
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
@@ -220,7 +310,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     *parents, leaf = key.split(".")
     for part in parents:
         node = node.setdefault(part, {})
-    node[leaf] = yaml.safe_load(raw)
+    node[leaf] = parse_yaml(raw)
 
 
 def resolve_config(preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
@@ -239,4 +329,4 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    return TrainConfig.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+    return TrainConfig.from_dict(parse_yaml(Path(path).read_text()) or {})

@@ -24,10 +24,11 @@ class EqualizedLinear(nn.Module):
     the same size relative to every weight, whatever the layer's fan-in. (book: chapter 4, The building blocks)
     """
 
-    def __init__(self, in_features: int, out_features: int, gain: float = HIDDEN_GAIN) -> None:
+    def __init__(self, in_features: int, out_features: int, gain: float = HIDDEN_GAIN, bias: bool = True) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features))
-        self.bias = nn.Parameter(torch.zeros(out_features))
+        # bias=False where the caller adds its own (G's first layer: one bias per channel, not per unit).
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         self.scale = gain / math.sqrt(in_features)
         self.gain = gain
 

@@ -31,6 +31,10 @@ from pgsound.layers import (
     upsample2x,
 )
 
+# The fade-in weight: a float, or a 0-dim tensor on the networks' device. The training loop passes a tensor
+# during a fade-in so that a compiled G or D sees one graph for the whole fade instead of one per alpha.
+Alpha = float | torch.Tensor
+
 
 def num_features(stage: int, fmap_base: int, fmap_decay: float, fmap_max: int) -> int:
     """NVIDIA's ``nf(stage)``: channels at a stage (stage 0 = the latent, stage k + 1 = level k)."""
@@ -73,13 +77,16 @@ class GeneratorBase(nn.Module):
         self.channels = channels
         # The TF port gives the first dense layer gain sqrt(2)/4 (NVIDIA's G_paper); the Theano one sqrt(2).
         gain = HIDDEN_GAIN / 4 if first_gain_tf else HIDDEN_GAIN
-        self.dense = EqualizedLinear(in_features, channels * base_shape[0] * base_shape[1], gain=gain)
+        # One bias per channel, added after the reshape to a map (NVIDIA's apply_bias on the 4x4 map), not one
+        # per output unit of the dense layer.
+        self.dense = EqualizedLinear(in_features, channels * base_shape[0] * base_shape[1], gain=gain, bias=False)
+        self.bias = nn.Parameter(torch.zeros(channels))
         self.conv = EqualizedConv2d(channels, channels, 3)
         self.norm = PixelNorm()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.dense(self.norm(z)).reshape(-1, self.channels, *self.base_shape)
-        x = self.norm(lrelu(x))
+        x = self.norm(lrelu(x + self.bias.reshape(1, -1, 1, 1)))
         return self.norm(lrelu(self.conv(x)))
 
 
@@ -116,7 +123,7 @@ class Generator(nn.Module):
         )
 
     def forward(
-        self, z: torch.Tensor, level: int, alpha: float = 1.0, labels: torch.Tensor | None = None
+        self, z: torch.Tensor, level: int, alpha: Alpha = 1.0, labels: torch.Tensor | None = None
     ) -> torch.Tensor:
         check_level(level, alpha, self.num_levels)
         if self.num_labels:
@@ -129,10 +136,10 @@ class Generator(nn.Module):
         if level == 0:
             return self.to_rgb[0](x)
         new = self.to_rgb[level](self.blocks[level](x))
-        if alpha >= 1.0:
+        if not is_fading(alpha):
             return new
         old = upsample2x(self.to_rgb[level - 1](x))
-        return torch.lerp(old, new, alpha)
+        return fade(old, new, alpha)
 
     def level_parameters(self, level: int) -> list[str]:
         """Names of the parameters that belong to ``level`` alone (its block and its toRGB)."""
@@ -204,15 +211,15 @@ class Discriminator(nn.Module):
         self.blocks.extend(DiscriminatorBlock(nf[k + 1], nf[k]) for k in range(1, self.num_levels))
 
     def forward(
-        self, x: torch.Tensor, level: int, alpha: float = 1.0
+        self, x: torch.Tensor, level: int, alpha: Alpha = 1.0
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         check_level(level, alpha, self.num_levels)
         h = lrelu(self.from_rgb[level](x))
         if level > 0:
             h = self.blocks[level](h)
-            if alpha < 1.0:
+            if is_fading(alpha):
                 old = lrelu(self.from_rgb[level - 1](downsample2x(x)))
-                h = torch.lerp(old, h, alpha)
+                h = fade(old, h, alpha)
         for block in self.blocks[level - 1 : 0 : -1] if level > 1 else ():
             h = block(h)
         out = self.blocks[0](h)
@@ -224,10 +231,23 @@ class Discriminator(nn.Module):
         return [n for n, _ in self.named_parameters() if n.startswith((f"blocks.{level}.", f"from_rgb.{level}."))]
 
 
-def check_level(level: int, alpha: float, num_levels: int) -> None:
+def is_fading(alpha: Alpha) -> bool:
+    """Whether the old path must run: always for a tensor alpha (one compiled graph for a whole fade-in)."""
+    return isinstance(alpha, torch.Tensor) or alpha < 1.0
+
+
+def fade(old: torch.Tensor, new: torch.Tensor, alpha: Alpha) -> torch.Tensor:
+    """``lerp(old, new, alpha)``; a tensor alpha is cast to the activations' dtype (bf16 under autocast)."""
+    if isinstance(alpha, torch.Tensor):
+        alpha = alpha.to(new.dtype)
+    return torch.lerp(old, new, alpha)
+
+
+def check_level(level: int, alpha: Alpha, num_levels: int) -> None:
     if not 0 <= level < num_levels:
         raise ValueError(f"level {level} is outside this network's levels 0..{num_levels - 1}")
-    if not 0.0 <= alpha <= 1.0:
+    # A tensor alpha is not read here: that would be a host synchronisation per forward pass.
+    if not isinstance(alpha, torch.Tensor) and not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
 
 

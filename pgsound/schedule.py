@@ -33,12 +33,37 @@ class ScheduleConfig:
     tick_kimg: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.lod_training_kimg <= 0:
-            raise ValueError(f"lod_training_kimg must be positive, got {self.lod_training_kimg}")
-        if self.lod_transition_kimg < 0:
-            raise ValueError(f"lod_transition_kimg must be >= 0, got {self.lod_transition_kimg}")
-        if self.total_kimg <= 0:
-            raise ValueError(f"total_kimg must be positive, got {self.total_kimg}")
+        check_range("total_kimg", self.total_kimg, minimum=0.0, inclusive=False)
+        check_range("lod_training_kimg", self.lod_training_kimg, minimum=0.0, inclusive=False)
+        check_range("lod_transition_kimg", self.lod_transition_kimg, minimum=0.0)
+        if self.fixed_level is not None:
+            check_range("fixed_level", self.fixed_level, minimum=0)
+        check_range("minibatch_default", self.minibatch_default, minimum=1)
+        check_range("lr_default", self.lr_default, minimum=0.0, inclusive=False)
+        check_range("lr_rampup_kimg", self.lr_rampup_kimg, minimum=0.0)
+        check_range("tick_kimg_default", self.tick_kimg_default, minimum=0.0, inclusive=False)
+        for name, table, positive_float in (("minibatch", self.minibatch, False), ("lr", self.lr, True),
+                                            ("tick_kimg", self.tick_kimg, True)):
+            for resolution, value in table.items():
+                check_range(f"{name} key", resolution, minimum=1)
+                if positive_float:
+                    check_range(f"{name}[{resolution}]", value, minimum=0.0, inclusive=False)
+                else:
+                    check_range(f"{name}[{resolution}]", value, minimum=1)
+
+
+def check_range(
+    name: str, value: float, minimum: float | None = None, maximum: float | None = None,
+    inclusive: bool = True, inclusive_max: bool = True,
+) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``value`` lies outside [minimum, maximum] (or the open ends)."""
+    low_ok = minimum is None or (value >= minimum if inclusive else value > minimum)
+    high_ok = maximum is None or (value <= maximum if inclusive_max else value < maximum)
+    if low_ok and high_ok:
+        return
+    low = "" if minimum is None else f"{'>=' if inclusive else '>'} {minimum}"
+    high = "" if maximum is None else f"{'<=' if inclusive_max else '<'} {maximum}"
+    raise ValueError(f"{name} must be {' and '.join(part for part in (low, high) if part)}, got {value}")
 
 
 @dataclass(frozen=True)

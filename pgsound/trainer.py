@@ -21,11 +21,12 @@ from typing import Any
 
 import torch
 
-from pgsound.checkpoint import load_checkpoint, save_checkpoint
+from pgsound.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.distributed import ProcessGroup, average_gradients, average_tensor, split_batch
 from pgsound.ema import ema_beta_at, make_ema, update_ema
-from pgsound.schedule import Phase, level_start_kimg, phase_at
+from pgsound.plan import check_run
+from pgsound.schedule import Phase, level_start_kimg, lod_progress, phase_at
 
 STAT_NAMES = ("loss_d", "loss_g", "penalty", "drift", "score_real", "score_fake")
 
@@ -73,6 +74,8 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress and self.group.is_main
         self.on_cuda = self.device.type == "cuda"
+        # What arithmetic can tell (minibatch splits, widths, data shape) fails here, not hours into a run.
+        check_run(config, tuple(dataset.resolution), dataset.channels, dataset.num_labels, self.group.world_size)
 
         if self.device.type == "cpu":
             # Tiny gradients and Adam moments become denormal floats, which x86 CPUs process up to 50x slower.
@@ -115,7 +118,9 @@ class Trainer:
 
         self.images_shown = 0
         self.tick = 0
-        self.last_level = 0
+        # The continuous level of the previous step (NVIDIA's prev_lod): Adam resets when its floor or ceiling
+        # changes. -1 before the first step.
+        self.last_progress = -1.0
         self.last_checkpoint: Path | None = None
         self._stats = torch.zeros(len(STAT_NAMES), device=self.device)
         self._steps_in_tick = 0
@@ -129,6 +134,10 @@ class Trainer:
     # ------------------------------------------------------------------ the step
     def phase(self) -> Phase:
         return phase_at(self.images_shown, self.config.schedule, self.max_level, self.base_shape)
+
+    def progress_now(self) -> float:
+        """The continuous level after the images shown so far (2.25: level 3 faded in by a quarter)."""
+        return lod_progress(self.images_shown, self.config.schedule, self.max_level)
 
     def _autocast(self):
         if self.config.precision == "bf16" and (self.on_cuda or self.config.cpu_bf16):
@@ -151,23 +160,26 @@ class Trainer:
         from pgsound.loss import discriminator_loss, generator_loss
 
         phase = self.phase()
-        if phase.level != self.last_level:
-            if self.config.optimizer.reset_on_growth:
-                self.opt_g.state.clear()
-                self.opt_d.state.clear()
-            self.last_level = phase.level
+        progress = self.progress_now()
+        if self.config.optimizer.reset_on_growth and starts_new_stage(self.last_progress, progress):
+            self.opt_g.state.clear()
+            self.opt_d.state.clear()
+        self.last_progress = progress
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] = phase.lr
         batch = split_batch(phase.batch_size, self.group)
-        level, alpha = phase.level, phase.alpha
+        level = phase.level
+        # During a fade-in alpha goes to the networks as a tensor: a compiled G and D then see one graph for
+        # the whole fade, not one per value. The loader's fade is eager and takes the float.
+        alpha = torch.full((), phase.alpha, device=self.device) if phase.fading else 1.0
         loss_config = self.config.loss
 
         # D step: reals faded with the same alpha as the networks, fakes without gradients into G.
         if self.config.conditional:
-            reals, real_labels = self.loader.batch(level, batch, alpha, with_labels=True)
+            reals, real_labels = self.loader.batch(level, batch, phase.alpha, with_labels=True)
         else:
-            reals, real_labels = self.loader.batch(level, batch, alpha), None
+            reals, real_labels = self.loader.batch(level, batch, phase.alpha), None
         fake_labels = self._labels(batch)
         with torch.no_grad(), self._autocast():
             fakes = self._g_step_fn(self._latents(batch), level, alpha, fake_labels)
@@ -217,7 +229,7 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "images_shown": self.images_shown,
             "tick": self.tick,
-            "last_level": self.last_level,
+            "last_progress": self.last_progress,
             "rng": {
                 "latent": self.latent_rng.get_state(),
                 "penalty": self.penalty_rng.get_state(),
@@ -239,7 +251,7 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.images_shown = int(state["images_shown"])
         self.tick = int(state["tick"])
-        self.last_level = int(state["last_level"])
+        self.last_progress = float(state["last_progress"])
         rng = state["rng"]
         self.latent_rng.set_state(rng["latent"].cpu() if self.on_cuda else rng["latent"])
         self.penalty_rng.set_state(rng["penalty"].cpu() if self.on_cuda else rng["penalty"])
@@ -278,7 +290,8 @@ class Trainer:
         if run_dir is None:
             run_dir = path.parent.parent
         trainer = cls(config, dataset, run_dir, device=device, group=group, progress=progress)
-        trainer.load_state_dict(state)
+        with checkpoint_fits(path):
+            trainer.load_state_dict(state)
         trainer.last_checkpoint = path
         return trainer
 
@@ -436,25 +449,48 @@ class Trainer:
 
     def evaluate(self, metrics: list[str], n_images: int) -> dict[str, float]:
         """Chosen metrics of Gs against the dataset at the current level (see ``pgsound.metrics``)."""
+        from pgsound.datasets import fade_reals
         from pgsound.metrics import evaluate_metrics
 
         phase = self.phase()
+        # Reals as D sees them now: faded with the networks' alpha. Fakes get the labels of those reals, so
+        # the classes appear as often as in the data (as in training).
+        reals = fade_reals(self.loader.peek(phase.level, n_images), phase.alpha)
+        labels = self.loader.peek_labels(n_images) if self.config.conditional else None
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 7)
         fakes = []
-        for start in range(0, n_images, 64):
-            n = min(64, n_images - start)
+        for start in range(0, len(reals), 64):
+            n = min(64, len(reals) - start)
             z = torch.randn(n, self.G.latent_size, device=self.device, generator=generator)
-            fakes.append(self.generate(z, self._eval_labels(n, generator)).clamp(-1, 1).cpu())
-        reals = self.loader.peek(phase.level, n_images)
+            batch_labels = labels[start : start + n] if labels is not None else None
+            fakes.append(self.generate(z, batch_labels).clamp(-1, 1).cpu())
         return evaluate_metrics(reals.cpu(), torch.cat(fakes), metrics=metrics, seed=self.config.seed)
-
-    def _eval_labels(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
-        if not self.config.conditional:
-            return None
-        return torch.randint(self.dataset.num_labels, (n,), device=self.device, generator=generator)
 
 
 # ---------------------------------------------------------------------- helpers around the Trainer
+@contextlib.contextmanager
+def checkpoint_fits(path: Path):
+    """Turn a state that does not fit this pgsound's networks into a ``CheckpointError`` naming the file."""
+    try:
+        yield
+    except (RuntimeError, KeyError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path} does not fit this version of pgsound ({detail}); it was written by an older one (G's first "
+            f"layer now has one bias per channel, as NVIDIA's): train again, or load it with the version that "
+            f"wrote it"
+        ) from None
+
+
+def starts_new_stage(previous: float, current: float) -> bool:
+    """Whether the floor or the ceiling of the continuous level changed: a fade-in began or ended.
+
+    NVIDIA's rule for resetting the optimizers (``reset_opt_for_new_lod``): new layers get fresh moments
+    when they appear, and again when the old path is gone. (book: chapter 7, The training loop)
+    """
+    return math.floor(previous) != math.floor(current) or math.ceil(previous) != math.ceil(current)
+
+
 def build_networks(config: TrainConfig, dataset: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
     """G and D sized for the dataset's full resolution and channels, with the config's widths."""
     from pgsound.networks import Discriminator, Generator
@@ -529,7 +565,8 @@ def load_generator(
     state = load_checkpoint(path)
     config = TrainConfig.from_dict(state["config"])
     G, _ = build_networks(config, SimpleNamespace(**state["data"]))
-    G.load_state_dict(state["Gs" if use_ema else "G"])
+    with checkpoint_fits(path):
+        G.load_state_dict(state["Gs" if use_ema else "G"])
     G.to(torch.device(device) if device is not None else default_device()).eval().requires_grad_(False)
     phase = phase_at(int(state["images_shown"]), config.schedule, G.num_levels - 1, tuple(config.base_shape))
     record = {

@@ -122,11 +122,13 @@ def test_piano_chapter_networks_build_and_run_under_every_profile(path: Path, pr
     import torch
 
     from pgsound.config import resolve_config
+    from pgsound.plan import check_run
     from pgsound.trainer import build_networks
 
     for preset, overrides, geometry in piano_chapter_runs(path, profile):
         config = resolve_config(preset, overrides)
         data = types.SimpleNamespace(resolution=(geometry.n_bins, geometry.n_frames), channels=1, num_labels=0)
+        check_run(config, data.resolution, data.channels, num_labels=12)  # what train refuses at the start
         G, D = build_networks(config, data)
         top = G.num_levels - 1
         with torch.no_grad():

@@ -26,7 +26,7 @@ def test_overrides_are_typed_and_validated():
         resolve_config(None, ["base_shape=[4, 4, 4]"])
     with pytest.raises(ValueError, match="must look like key=value"):
         resolve_config(None, ["schedule.total_kimg"])
-    with pytest.raises(ValueError, match="loss.kind must be 'wgan-gp' or 'logistic'"):
+    with pytest.raises(ValueError, match="loss.kind expects one of 'wgan-gp', 'logistic', got 'hinge'"):
         resolve_config(None, ["loss.kind=hinge"])
     with pytest.raises(ValueError, match="cpu_bf16=true needs precision 'bf16', got precision 'fp32'"):
         resolve_config(None, ["precision=fp32", "cpu_bf16=true"])
@@ -114,5 +114,5 @@ def test_ema_rampup_caps_the_half_life():
     # Once rampup * images exceeds the half-life, the paper's beta again.
     assert ema_beta_at(0.999, 16, 300_000, 0.05) == pytest.approx(0.999, rel=1e-12)
     assert resolve_config("shapes-cpu").ema_rampup == 0.05 and resolve_config("paper").ema_rampup is None
-    with pytest.raises(ValueError, match="ema_rampup_from must be 'run' or 'level', got 'fade'"):
+    with pytest.raises(ValueError, match="ema_rampup_from expects one of 'run', 'level', got 'fade'"):
         resolve_config("smoke", ["ema_rampup_from=fade"])

@@ -177,6 +177,7 @@ def test_layer_widths_follow_nf():
     nf = [num_features(s, 256, 1.0, 64) for s in range(G.num_levels + 1)]
     assert G.latent_size == nf[0] == 64
     assert G.blocks[0].dense.weight.shape == (nf[1] * 16, nf[0])
+    assert G.blocks[0].dense.bias is None and G.blocks[0].bias.shape == (nf[1],)  # one bias per channel
     for k in range(1, G.num_levels):
         assert G.blocks[k].conv0.weight.shape == (nf[k + 1], nf[k], 3, 3)
         assert G.blocks[k].conv1.weight.shape == (nf[k + 1], nf[k + 1], 3, 3)
@@ -203,7 +204,7 @@ def test_gains():
 
 def paper_generator_count(channels: int, widths: list[int]) -> int:
     """Hand count from the paper's Table 2 layer list (G: dense latent -> 4x4 map, 3x3 convs, 1x1 toRGB)."""
-    total = widths[0] * widths[1] * 16 + widths[1] * 16  # dense to 4x4 (a bias per output unit)
+    total = widths[0] * widths[1] * 16 + widths[1]  # dense to 4x4, one bias per channel (NVIDIA's apply_bias)
     total += 9 * widths[1] ** 2 + widths[1]  # 3x3 conv at 4x4
     for k in range(1, len(widths) - 1):
         total += 9 * widths[k] * widths[k + 1] + widths[k + 1] + 9 * widths[k + 1] ** 2 + widths[k + 1]
@@ -223,8 +224,9 @@ def paper_discriminator_count(channels: int, widths: list[int]) -> int:
 @pytest.mark.parametrize(
     ("resolution", "channels", "g_count", "d_count"),
     [
-        (1024, 3, 23_086_795, 23_087_249),  # the paper's CelebA-HQ networks: 23.1M each (Table 2)
-        (512, 1, 23_074_728, 23_075_169),  # the piano run's 512x512 one-channel networks
+        # The paper's CelebA-HQ networks: 23.1M each (Table 2); NVIDIA's G_paper and D_paper have exactly these.
+        (1024, 3, 23_079_115, 23_087_249),
+        (512, 1, 23_067_048, 23_075_169),  # the piano run's 512x512 one-channel networks
     ],
 )
 def test_parameter_counts(resolution, channels, g_count, d_count):

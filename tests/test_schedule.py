@@ -99,7 +99,7 @@ def test_level_start_is_where_its_fade_in_begins():
 
 
 def test_bad_schedule_values():
-    with pytest.raises(ValueError, match="lod_training_kimg must be positive"):
+    with pytest.raises(ValueError, match="lod_training_kimg must be > 0.0, got 0"):
         ScheduleConfig(lod_training_kimg=0)
     with pytest.raises(ValueError, match="lod_transition_kimg"):
         ScheduleConfig(lod_transition_kimg=-1)

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.datasets import open_dataset
     from pgsound.device import default_device
     from pgsound.distributed import init_from_environment
+    from pgsound.plan import check_run
     from pgsound.trainer import Trainer, TrainingDiverged, new_run_dir
 
     device = torch.device(args.device) if args.device else default_device()
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("a new run needs --preset and --data (or --resume RUN)")
         config = resolve_config(args.preset, args.overrides)
         dataset = open_dataset(args.data)
+        check_run(config, tuple(dataset.resolution), dataset.channels, dataset.num_labels, group.world_size)
         run_dir = new_run_dir(args.out, args.preset) if group.is_main else None
         if run_dir is not None:
             save_config(config, run_dir / "config.yaml")

@@ -6,11 +6,13 @@
 - ``loader``: minibatches of the current level with the reals faded like the networks.
 """
 
+from pgsound.datasets.arrays import ArrayDataset
 from pgsound.datasets.hdf5 import DatasetError, DatasetWriter, PreparedDataset, open_dataset
 from pgsound.datasets.loader import LevelLoader, fade_reals
 from pgsound.datasets.prepare import prepare_synthetic_shapes
 
 __all__ = [
+    "ArrayDataset",
     "DatasetError",
     "DatasetWriter",
     "LevelLoader",

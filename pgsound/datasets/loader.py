@@ -54,8 +54,10 @@ class LevelLoader:
         self.mirror = mirror
         self.memory_budget = memory_budget
         self.base_shape = tuple(base_shape)  # level 0, as in the networks
-        self.generator = torch.Generator().manual_seed(seed)
-        self.order = torch.randperm(dataset.count, generator=self.generator)
+        # Order, flips and labels are drawn on the training device: a step then copies nothing from the host
+        # (a blocking copy per step would be a host synchronisation on a GPU).
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.order = self._permutation()
         self.position = 0
         self._cache: dict[tuple[int, int], torch.Tensor] = {}
         self.labels = (
@@ -65,11 +67,15 @@ class LevelLoader:
     def level_shape(self, level: int) -> tuple[int, int]:
         return self.base_shape[0] * 2**level, self.base_shape[1] * 2**level
 
+    def _permutation(self) -> torch.Tensor:
+        return torch.randperm(self.dataset.count, generator=self.generator, device=self.device)
+
     def _next_indices(self, n: int) -> torch.Tensor:
+        """The next ``n`` indices of the shuffled order, on the device; a new order after each pass."""
         picked = []
         while n > 0:
             if self.position >= len(self.order):
-                self.order = torch.randperm(self.dataset.count, generator=self.generator)
+                self.order = self._permutation()
                 self.position = 0
             take = self.order[self.position : self.position + n]
             picked.append(take)
@@ -90,8 +96,9 @@ class LevelLoader:
     def _gather(self, shape: tuple[int, int], indices: torch.Tensor) -> torch.Tensor:
         held = self._level_tensor(shape)
         if held is not None:
-            return held[indices.to(self.device)]
-        # Streaming: one read per image. h5py's fancy indexing (data[[i, j, ...]]) is about 100x slower than
+            return held[indices]
+        # Streaming: one read per image, so the indices go to the host (a disk read waits for them anyway).
+        # h5py's fancy indexing (data[[i, j, ...]]) is about 100x slower than
         # reading the same images one by one (benchmarks/bench_loader.py).
         data = self.dataset.images(*shape)
         block = np.empty((len(indices), *data.shape[1:]), dtype=data.dtype)
@@ -109,14 +116,14 @@ class LevelLoader:
         indices = self._next_indices(batch_size)
         images = self._gather(self.level_shape(level), indices)
         if self.mirror:
-            flip = torch.rand(batch_size, generator=self.generator) < 0.5
-            images = torch.where(flip.to(self.device)[:, None, None, None], images.flip(3), images)
+            flip = torch.rand(batch_size, generator=self.generator, device=self.device) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(3), images)
         images = fade_reals(images, alpha)
         if not with_labels:
             return images
         if self.labels is None:
             raise ValueError(f"{self.dataset.path} has no labels; train without conditioning")
-        return images, self.labels[indices.to(self.device)]
+        return images, self.labels[indices]
 
     def peek(self, level: int, n: int, seed: int = 0) -> torch.Tensor:
         """``n`` reals at ``level`` (no fade), a fixed random choice that does not touch the sampler's state."""
@@ -133,9 +140,9 @@ class LevelLoader:
         return self.labels[chosen.to(self.device)]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "order": self.order.clone(), "position": self.position}
+        return {"generator": self.generator.get_state(), "order": self.order.cpu(), "position": self.position}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
-        self.order = state["order"].clone()
+        self.generator.set_state(state["generator"].cpu())
+        self.order = state["order"].to(self.device)
         self.position = int(state["position"])

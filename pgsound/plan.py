@@ -1,0 +1,172 @@
+"""What a run will do at each level, and the checks that arithmetic alone can make (book: chapter 10).
+
+A progressive run changes its resolution, minibatch and widths as it grows; a setting that fails at 256x256
+fails only after hours of training. ``level_plans`` lists, for every level the schedule reaches, the image
+shape, the minibatch (and each process's share), the learning rate and the widths of G and D;
+``check_run`` refuses at the start, with a message that names the setting and the fix, what would fail
+later: a minibatch that does not split across the processes or into minibatch-stddev groups, a layer
+with no channels, data whose shape the networks cannot grow to, labels asked for but absent.
+``pgsound train`` runs these checks before it builds anything; ``pgsound preflight`` runs them and then one
+real step per phase.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pgsound.config import TrainConfig
+from pgsound.networks import count_levels, num_features
+from pgsound.schedule import level_resolution, level_start_kimg
+
+
+class PlanError(ValueError):
+    """A setting that cannot work for this data or process count; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class LevelPlan:
+    """One level of a run: what its images, minibatch and layers will be."""
+
+    level: int
+    shape: tuple[int, int]  # (H, W) of the level's images
+    resolution: int  # the larger side: the key of the schedule's tables
+    minibatch: int  # the global minibatch
+    per_process: int  # each process's share
+    lr: float
+    g_channels: int  # G's block at this level (nf(level + 1))
+    d_channels: int
+
+
+def reached_levels(config: TrainConfig, num_levels: int) -> list[int]:
+    """The levels the schedule trains before ``total_kimg`` (only ``fixed_level`` for a fixed-level run)."""
+    schedule = config.schedule
+    if schedule.fixed_level is not None:
+        return [schedule.fixed_level]
+    return [level for level in range(num_levels) if level_start_kimg(level, schedule) < schedule.total_kimg]
+
+
+def level_plans(config: TrainConfig, resolution: tuple[int, int], nproc: int = 1) -> list[LevelPlan]:
+    """A :class:`LevelPlan` for every level the run reaches on data of ``resolution`` (H, W)."""
+    num_levels = count_levels(tuple(resolution), tuple(config.base_shape))
+    plans = []
+    for level in reached_levels(config, num_levels):
+        shape = level_resolution(level, tuple(config.base_shape))
+        res = max(shape)
+        batch = config.schedule.minibatch.get(res, config.schedule.minibatch_default)
+        plans.append(LevelPlan(
+            level=level, shape=shape, resolution=res, minibatch=batch, per_process=batch // nproc,
+            lr=config.schedule.lr.get(res, config.schedule.lr_default),
+            g_channels=num_features(level + 1, config.g.fmap_base, config.g.fmap_decay, config.g.fmap_max),
+            d_channels=num_features(level + 1, config.d.fmap_base, config.d.fmap_decay, config.d.fmap_max),
+        ))
+    return plans
+
+
+def check_run(
+    config: TrainConfig, resolution: tuple[int, int], channels: int, num_labels: int = 0, nproc: int = 1
+) -> list[LevelPlan]:
+    """Refuse a config that cannot train on this data with ``nproc`` processes; return its level plans.
+
+    (book: chapter 10, Before renting a GPU)
+    """
+    height, width = resolution
+    base = tuple(config.base_shape)
+    try:
+        num_levels = count_levels((height, width), base)
+    except ValueError:
+        raise PlanError(
+            f"data of {height}x{width} cannot be grown to from base_shape {list(base)}: each level doubles both "
+            f"sides, so the data must be the base doubled a whole number of times: set base_shape="
+            f"{list(suggest_base((height, width)))} for this data, or prepare the data at another size"
+        ) from None
+    if config.schedule.fixed_level is not None and config.schedule.fixed_level >= num_levels:
+        raise PlanError(
+            f"schedule.fixed_level {config.schedule.fixed_level} is beyond this data's levels 0..{num_levels - 1} "
+            f"({height}x{width} from a {base[0]}x{base[1]} base)"
+        )
+    if channels < 1:
+        raise PlanError(f"the data has {channels} channels")
+    if config.conditional and num_labels == 0:
+        raise PlanError("conditional=true needs labels, and this dataset has none: prepare it with labels, or "
+                        "set conditional=false")
+    _check_widths(config, num_levels, (height, width))
+    _check_table_keys(config, base)
+    plans = level_plans(config, (height, width), nproc)
+    _check_process_split(config, plans, nproc)
+    for plan in plans:
+        _check_minibatch(config, plan, nproc)
+    return plans
+
+
+def _check_process_split(config: TrainConfig, plans: list[LevelPlan], nproc: int) -> None:
+    """Every level's minibatch must split evenly across the processes; one message names them all."""
+    bad = [plan for plan in plans if plan.minibatch % nproc]
+    if not bad:
+        return
+    table = dict(config.schedule.minibatch)
+    for plan in bad:
+        table[plan.resolution] = max(plan.minibatch - plan.minibatch % nproc, nproc)
+    listed = " and ".join(f"{p.minibatch} at {p.shape[0]}x{p.shape[1]}" for p in bad)
+    verb = "does" if len(bad) == 1 else "do"
+    example = "{" + ", ".join(f"{res}: {table[res]}" for res in sorted(table)) + "}"
+    raise PlanError(
+        f"minibatch {listed} {verb} not split across {nproc} processes: make each a multiple of {nproc} in "
+        f"schedule.minibatch (for example --set 'schedule.minibatch={example}')"
+    )
+
+
+def suggest_base(resolution: tuple[int, int]) -> tuple[int, int]:
+    """The smallest base with a side of at least 4 (or 2 for flat data) that doubles to ``resolution``."""
+    height, width = resolution
+    target = 4 if min(height, width) >= 4 else 1
+    while height % 2 == 0 and width % 2 == 0 and min(height, width) // 2 >= target:
+        height, width = height // 2, width // 2
+    return height, width
+
+
+def _check_widths(config: TrainConfig, num_levels: int, resolution: tuple[int, int]) -> None:
+    for name in ("g", "d"):
+        net = getattr(config, name)
+        for stage in range(num_levels + 1):
+            if num_features(stage, net.fmap_base, net.fmap_decay, net.fmap_max) >= 1:
+                continue
+            shape = "the latent" if stage == 0 else "x".join(
+                map(str, level_resolution(stage - 1, tuple(config.base_shape))))
+            need = math.ceil(2.0 ** ((num_levels) * net.fmap_decay))
+            raise PlanError(
+                f"{name}.fmap_base {net.fmap_base} gives 0 channels at {shape} (nf({stage}) = min(int("
+                f"{net.fmap_base} / 2**({stage} * {net.fmap_decay:g})), {net.fmap_max}) = 0) on "
+                f"{resolution[0]}x{resolution[1]} data: set {name}.fmap_base to at least {need}, or use a "
+                f"preset sized for data of this size"
+            )
+
+
+def _check_table_keys(config: TrainConfig, base: tuple[int, ...]) -> None:
+    sides = {max(base) * 2**level for level in range(16)}
+    for table in ("minibatch", "lr", "tick_kimg"):
+        for key in getattr(config.schedule, table):
+            if key not in sides:
+                valid = ", ".join(str(s) for s in sorted(sides)[:10])
+                raise PlanError(
+                    f"schedule.{table} has the key {key}, which is no level's resolution from a {base[0]}x{base[1]} "
+                    f"base (the keys are the larger side of a level: {valid}, ...)"
+                )
+
+
+def _check_minibatch(config: TrainConfig, plan: LevelPlan, nproc: int) -> None:
+    """The per-process minibatch must split into minibatch-stddev groups of min(group size, minibatch)."""
+    group_size = config.mbstd_group_size
+    if group_size <= 1:
+        return
+    group = min(group_size, plan.per_process)
+    if plan.per_process % group:
+        per = f"{plan.per_process} per process" if nproc > 1 else f"{plan.per_process}"
+        multiple = group * nproc
+        example = max(plan.minibatch - plan.minibatch % multiple, multiple)
+        raise PlanError(
+            f"minibatch {per} at {plan.shape[0]}x{plan.shape[1]} does not split into minibatch-stddev groups of "
+            f"{group}: set mbstd_group_size={plan.per_process} (or 16: the whole minibatch up to 16, as NVIDIA's "
+            f"v1 preset), or give {plan.resolution} a multiple of {multiple} in schedule.minibatch (for example "
+            f"--set 'schedule.minibatch={{{plan.resolution}: {example}}}', with the preset's other entries)"
+        )

@@ -1,0 +1,426 @@
+"""Walk a run's whole schedule before training it: one real step per phase (book: chapter 10, Before renting a GPU).
+
+A progressive run meets its largest pictures, its smallest minibatch and its largest memory only after hours.
+``preflight`` resolves the config as ``train`` does, checks it by arithmetic (``pgsound.plan``), then for every
+phase of the schedule (the base level, each level's fade-in and its stable phase) sets the run to the middle of
+that phase and takes one real training step there: faded reals from the loader, the D step with its penalty, the
+G step, the EMA, Adam's reset where the schedule resets it. Each row of its table says what the phase costs on
+this device: FLOPs per image (``torch.utils.flop_counter``), the step's time, peak memory and checkpoint size,
+and the hours the phase would take at that step time. Finally it writes a checkpoint during a fade-in, resumes
+from it across the level boundary and checks that the resumed run is bit-identical to the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from pgsound.config import TrainConfig
+from pgsound.networks import count_levels, num_features
+from pgsound.plan import check_run
+from pgsound.schedule import kimg_to_reach, level_resolution, level_start_kimg, phase_at
+from pgsound.trainer import Trainer, starts_new_stage
+
+NARROW_DIVISOR = 32  # --widths narrow: every width divided by up to this
+
+
+class PreflightError(ValueError):
+    """A phase that fails; the message names the phase, the setting and the fix."""
+
+
+@dataclass(frozen=True)
+class PhaseWindow:
+    """One phase of the schedule: a level's fade-in or its stable part, as an interval of kimg."""
+
+    level: int
+    kind: str  # "fade" or "stable"
+    start_kimg: float
+    end_kimg: float
+
+    @property
+    def kimg(self) -> float:
+        return self.end_kimg - self.start_kimg
+
+
+@dataclass
+class PhaseRow:
+    """What one phase's step measured."""
+
+    phase: str  # "256x256 fade"
+    level: int
+    kind: str
+    minibatch: int
+    per_process: int
+    alpha: float
+    lr: float
+    adam_reset: bool
+    g_params: int  # parameters that took part in the step
+    d_params: int
+    gflop_per_image: float
+    step_seconds: float
+    peak_memory_bytes: int
+    checkpoint_bytes: int
+    kimg: float
+    hours: float  # kimg / minibatch steps at step_seconds each
+
+
+@dataclass
+class PreflightReport:
+    device: str
+    memory_kind: str  # how peak memory was measured
+    widths: str
+    nproc: int
+    rows: list[PhaseRow] = field(default_factory=list)
+    resume_exact: bool | None = None
+    resume_checkpoint_bytes: int = 0
+    wall_seconds: float = 0.0
+
+    @property
+    def total_hours(self) -> float:
+        return sum(row.hours for row in self.rows)
+
+    def hours_to(self, kimg: float) -> float:
+        """Training hours to reach ``kimg``, from the rows' step times."""
+        total = 0.0
+        start = 0.0
+        for row in self.rows:
+            end = start + row.kimg
+            if kimg > start:
+                total += row.hours * min(1.0, (kimg - start) / row.kimg) if row.kimg else 0.0
+            start = end
+        return total
+
+    def table(self) -> str:
+        """The report as a fixed-width text table."""
+        head = ("phase", "batch", "alpha", "lr", "reset", "G params", "D params", "GFLOP/img", "s/step",
+                "peak mem", "ckpt", "kimg", "hours")
+        lines = []
+        for r in self.rows:
+            batch = f"{r.minibatch}" if self.nproc == 1 else f"{r.minibatch}/{self.nproc}={r.per_process}"
+            lines.append((
+                r.phase, batch, f"{r.alpha:.2f}", f"{r.lr:g}", "yes" if r.adam_reset else "", f"{r.g_params:,}",
+                f"{r.d_params:,}", format_number(r.gflop_per_image), format_number(r.step_seconds),
+                format_bytes(r.peak_memory_bytes), format_bytes(r.checkpoint_bytes), f"{r.kimg:g}",
+                format_number(r.hours),
+            ))
+        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+        left = {0}
+
+        def fmt(cells: tuple[str, ...]) -> str:
+            return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+        out = [fmt(head), "  ".join("-" * w for w in widths), *(fmt(line) for line in lines)]
+        kimg = sum(r.kimg for r in self.rows)
+        out.append(f"total: {kimg:g} kimg in {format_number(self.total_hours)} hours of training steps on "
+                   f"{self.device} (peak memory: {self.memory_kind})")
+        if self.resume_exact is not None:
+            verdict = "bit-identical" if self.resume_exact else "DIFFERENT"
+            out.append(f"resume across a level boundary from a checkpoint written during a fade-in "
+                       f"({format_bytes(self.resume_checkpoint_bytes)}): {verdict} to the uninterrupted run")
+        return "\n".join(out)
+
+
+def format_number(x: float) -> str:
+    """Three significant digits, without an exponent: 0.00123, 45.6, 1,270."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def format_bytes(n: int) -> str:
+    if n <= 0:
+        return "-"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} B"
+
+
+# ---------------------------------------------------------------------- the schedule as phases
+def schedule_windows(config: TrainConfig, num_levels: int) -> list[PhaseWindow]:
+    """Every phase the schedule reaches before ``total_kimg``, clipped to it."""
+    schedule = config.schedule
+    total = schedule.total_kimg
+    if schedule.fixed_level is not None:
+        return [PhaseWindow(schedule.fixed_level, "stable", 0.0, total)]
+    windows = []
+    last = num_levels - 1
+    for level in range(num_levels):
+        if level > 0:
+            fade_start, fade_end = level_start_kimg(level, schedule), kimg_to_reach(level, schedule)
+            windows.append(PhaseWindow(level, "fade", fade_start, fade_end))
+        stable_end = kimg_to_reach(level + 1, schedule) - schedule.lod_transition_kimg if level < last else total
+        windows.append(PhaseWindow(level, "stable", kimg_to_reach(level, schedule), stable_end))
+    clipped = [dataclasses.replace(w, end_kimg=min(w.end_kimg, total)) for w in windows if w.start_kimg < total]
+    return [w for w in clipped if w.kimg > 0]
+
+
+def narrow_config(config: TrainConfig, num_levels: int) -> TrainConfig:
+    """The same run with every width divided by up to 32, keeping at least one channel at the top level."""
+
+    def narrower(net: Any) -> Any:
+        divisor = NARROW_DIVISOR
+        while divisor > 1 and (
+            num_features(num_levels, net.fmap_base // divisor, net.fmap_decay, max(net.fmap_max // divisor, 1)) < 1
+        ):
+            divisor //= 2
+        return dataclasses.replace(net, fmap_base=max(net.fmap_base // divisor, 1),
+                                   fmap_max=max(net.fmap_max // divisor, 1))
+
+    latent = None if config.latent_size is None else max(config.latent_size // NARROW_DIVISOR, 1)
+    return dataclasses.replace(config, g=narrower(config.g), d=narrower(config.d), latent_size=latent)
+
+
+def per_process_config(config: TrainConfig, nproc: int) -> TrainConfig:
+    """One process's share of the run: every minibatch divided by ``nproc`` (``check_run`` made them divide)."""
+    if nproc == 1:
+        return config
+    schedule = dataclasses.replace(
+        config.schedule, minibatch_default=max(config.schedule.minibatch_default // nproc, 1),
+        minibatch={res: batch // nproc for res, batch in config.schedule.minibatch.items()},
+    )
+    return dataclasses.replace(config, schedule=schedule)
+
+
+# ---------------------------------------------------------------------- measuring one step
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's module tracker: every FLOP is counted under "Global"."""
+
+    parents = ("Global",)
+
+    def __enter__(self) -> _GlobalOnly:
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+
+class StepFlopCounter(FlopCounterMode):
+    """``torch.utils.flop_counter`` for a whole training step, penalty included.
+
+    FlopCounterMode's per-module breakdown hooks every module's backward, and those hooks refuse
+    ``torch.autograd.grad`` (the gradient penalty); a step needs only the total, so the tracker is left out.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(display=False)
+        self.mod_tracker = _GlobalOnly()
+
+
+class PeakMemory:
+    """Peak memory of the next interval: CUDA's allocator peak, or the process's peak resident set on Linux."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.clear_refs = Path("/proc/self/clear_refs")
+        if device.type == "cuda":
+            self.kind = f"max_memory_allocated on {device}"
+        elif self.clear_refs.exists():
+            self.kind = "peak resident set of this process (VmHWM, reset per phase)"
+        else:
+            self.kind = "peak resident set of this process since it started"
+
+    def reset(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return
+        try:
+            self.clear_refs.write_text("5")  # Linux: "5" resets the peak resident set to the current one
+        except OSError:
+            pass
+
+    def read(self) -> int:
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def state_bytes(value: Any) -> int:
+    """Bytes of the tensors in a nested state dict (a checkpoint's size, less a little pickle overhead)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(state_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(state_bytes(v) for v in value)
+    return 0
+
+
+def _used_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.grad is not None)
+
+
+def _flat_state(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat_state(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def states_equal(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys where two state dicts differ (tensors compared exactly); empty when identical."""
+    flat_a, flat_b = _flat_state(a), _flat_state(b)
+    differ = sorted(set(flat_a) ^ set(flat_b))
+    for key in set(flat_a) & set(flat_b):
+        x, y = flat_a[key], flat_b[key]
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+            same = x.shape == y.shape and x.dtype == y.dtype and torch.equal(x.cpu(), y.cpu())
+        else:
+            same = x == y
+        if not same:
+            differ.append(key)
+    return differ
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _phase_error(name: str, plan_batch: int, error: BaseException, device: torch.device) -> PreflightError:
+    if isinstance(error, torch.OutOfMemoryError):
+        return PreflightError(
+            f"{name} (minibatch {plan_batch}): out of memory on {device}: lower that resolution's entry in "
+            f"schedule.minibatch, train with more processes, or narrow the networks (g.fmap_max, d.fmap_max)"
+        )
+    return PreflightError(f"{name} (minibatch {plan_batch}) failed: {type(error).__name__}: {error}")
+
+
+def preflight(
+    config: TrainConfig,
+    dataset: Any,
+    device: torch.device | str | None = None,
+    nproc: int = 1,
+    widths: str = "preset",
+    check_resume: bool = True,
+    on_row: Callable[[PhaseRow], None] | None = None,
+) -> PreflightReport:
+    """Check ``config`` on ``dataset`` by arithmetic, then take one real training step in every phase.
+
+    ``nproc``: the processes the run will use (each step is one process's share of the minibatch);
+    ``widths``: ``"preset"`` (the config's own) or ``"narrow"`` (every width divided by up to 32: seconds on a
+    laptop, the same shapes, minibatches and schedule). ``on_row`` is called after each phase.
+    Raises :class:`PreflightError` (or ``pgsound.plan.PlanError``) at the first phase that fails.
+    (book: chapter 10, Before renting a GPU)
+    """
+    from pgsound.device import default_device, describe_device
+
+    started = time.perf_counter()
+    device = torch.device(device) if device is not None else default_device()
+    resolution = tuple(dataset.resolution)
+    # Arithmetic first: a minibatch that cannot split fails here, before any network is built.
+    check_run(config, resolution, dataset.channels, dataset.num_labels, nproc)
+    num_levels = count_levels(resolution, tuple(config.base_shape))
+    if widths not in ("preset", "narrow"):
+        raise ValueError(f"widths must be 'preset' or 'narrow', got {widths!r}")
+    walk_config = narrow_config(config, num_levels) if widths == "narrow" else config
+    walk_config = per_process_config(walk_config, nproc)
+    check_run(walk_config, resolution, dataset.channels, dataset.num_labels, 1)
+
+    trainer = Trainer(walk_config, dataset, None, device=device, progress=False)
+    memory = PeakMemory(trainer.device)
+    report = PreflightReport(device=describe_device(trainer.device), memory_kind=memory.kind, widths=widths,
+                             nproc=nproc)
+    for window in schedule_windows(config, num_levels):
+        row = _walk_phase(trainer, config, window, nproc, memory)
+        report.rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    del trainer
+    if check_resume:
+        report.resume_exact, report.resume_checkpoint_bytes = _check_resume(walk_config, dataset, device, num_levels)
+    report.wall_seconds = time.perf_counter() - started
+    return report
+
+
+def _walk_phase(trainer: Trainer, config: TrainConfig, window: PhaseWindow, nproc: int,
+                memory: PeakMemory) -> PhaseRow:
+    schedule = config.schedule
+    middle = round(500 * (window.start_kimg + window.end_kimg))
+    global_phase = phase_at(middle, schedule, trainer.max_level, trainer.base_shape)
+    shape = level_resolution(window.level, trainer.base_shape)
+    name = f"{shape[0]}x{shape[1]} {window.kind}"
+    trainer.images_shown = middle
+    reset = config.optimizer.reset_on_growth and starts_new_stage(trainer.last_progress, trainer.progress_now())
+    for net in (trainer.G, trainer.D):
+        net.zero_grad(set_to_none=True)
+    flops = StepFlopCounter()
+    try:
+        if trainer.on_cuda:
+            # A warm-up step (cuDNN picks its algorithms for these shapes) counts the FLOPs; the timed step then
+            # runs without the counter, whose Python hook per operation would show in a GPU step's time.
+            with flops:
+                trainer.step()
+            trainer.images_shown = middle
+            counter = contextlib.nullcontext()
+        else:
+            counter = flops  # on a CPU the hook per operation is noise beside the arithmetic
+        _synchronize(trainer.device)
+        memory.reset()
+        start = time.perf_counter()
+        with counter:
+            phase = trainer.step()
+        _synchronize(trainer.device)
+        seconds = time.perf_counter() - start
+        peak = memory.read()
+        losses = trainer._stats.tolist()
+    except (RuntimeError, ValueError) as error:
+        raise _phase_error(name, global_phase.batch_size, error, trainer.device) from error
+    trainer._stats.zero_()
+    if not all(math.isfinite(v) for v in losses):
+        raise PreflightError(f"{name}: the step's losses are not finite ({losses}): the learning rate "
+                             f"{phase.lr:g} or the loss settings diverge at once at this phase")
+    # G's parameters took part in the G step; D's in the D step (the G step freezes D, so its grads remain).
+    steps = window.kimg * 1000 / global_phase.batch_size
+    return PhaseRow(
+        phase=name, level=window.level, kind=window.kind, minibatch=global_phase.batch_size,
+        per_process=phase.batch_size, alpha=phase.alpha, lr=phase.lr, adam_reset=reset,
+        g_params=_used_parameters(trainer.G), d_params=_used_parameters(trainer.D),
+        gflop_per_image=flops.get_total_flops() / phase.batch_size / 1e9, step_seconds=seconds,
+        peak_memory_bytes=peak, checkpoint_bytes=state_bytes(trainer.state_dict()), kimg=window.kimg,
+        hours=steps * seconds / 3600,
+    )
+
+
+def _check_resume(config: TrainConfig, dataset: Any, device: torch.device, num_levels: int) -> tuple[bool, int]:
+    """Steps A, B, C across the end of the first fade-in, against A, checkpoint, resume, B, C."""
+    from pgsound.checkpoint import save_checkpoint
+
+    if config.schedule.fixed_level is not None or num_levels < 2:
+        return True, 0
+    level = 1
+    boundary = round(1000 * kimg_to_reach(level, config.schedule))
+    batch = phase_at(boundary - 1, config.schedule, num_levels - 1, tuple(config.base_shape)).batch_size
+    with tempfile.TemporaryDirectory(prefix="pgsound-preflight-") as folder:
+        straight = Trainer(config, dataset, None, device=device, progress=False)
+        straight.images_shown = boundary - 2 * batch  # two steps in the fade-in, then one past its end
+        straight.step()
+        path = save_checkpoint(straight.state_dict(), Path(folder) / "checkpoints" / "ckpt-fade.pt")
+        size = path.stat().st_size
+        straight.step()
+        straight.step()
+        resumed = Trainer.resume(path, dataset, run_dir=folder, device=device, progress=False)
+        resumed.step()
+        resumed.step()
+        keep = ("G", "D", "Gs", "opt_g", "opt_d", "images_shown", "last_progress", "rng")
+        a = {k: v for k, v in straight.state_dict().items() if k in keep}
+        b = {k: v for k, v in resumed.state_dict().items() if k in keep}
+        return not states_equal(a, b), size
