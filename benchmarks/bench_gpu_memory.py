@@ -33,6 +33,7 @@ RESOLUTION = 512
 def make_trainer(data: Path, precision: str, channels_last: bool, compile_: bool, batch: int | None):
     from pgsound.config import resolve_config
     from pgsound.datasets import open_dataset
+    from pgsound.device import configure_process
     from pgsound.trainer import Trainer
 
     overrides = [f"precision={precision}", f"channels_last={str(channels_last).lower()}",
@@ -40,6 +41,7 @@ def make_trainer(data: Path, precision: str, channels_last: bool, compile_: bool
     if batch is not None:
         overrides.append(f"schedule.minibatch={{{RESOLUTION}: {batch}}}")
     config = resolve_config("piano512", overrides)
+    configure_process("cuda")
     return Trainer(config, open_dataset(data), None, device=torch.device("cuda"), progress=False)
 
 

@@ -292,9 +292,7 @@ def main(argv=None) -> None:
     if device.type == "cpu" and not args.keep_denormals:
         torch.set_flush_denormal(True)
     malloc = "system malloc"
-    if args.system_malloc:
-        pgsound.device.keep_freed_memory = lambda *_, **__: False  # the Trainer looks it up when built
-    elif device.type == "cpu" and pgsound.device.keep_freed_memory():
+    if device.type == "cpu" and not args.system_malloc and pgsound.device.keep_freed_memory():
         malloc = "keep_freed_memory"
     max_res = max(args.resolutions)
     latent = num_features(0, args.fmap_base, 1.0, args.fmap_max)
@@ -317,8 +315,6 @@ def main(argv=None) -> None:
                 make_data(data, max_res, count=max(2 * args.batch, 32))
             paths[name] = TrainerPath(data, args.fmap_base, args.fmap_max, args.batch, device,
                                       compile_=name == "compiled", precision="bf16" if name == "bf16" else "fp32")
-            if args.keep_denormals:
-                torch.set_flush_denormal(False)  # the Trainer turned it on; keep every path alike
 
         print(f"# {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads, torch "
               f"{torch.__version__}, device {device}, {clock_name} clock, {malloc}, batch {args.batch}, widths "

@@ -37,6 +37,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_train_step import TrainerPath, make_data  # noqa: E402
 
+from pgsound.device import configure_process  # noqa: E402
 from pgsound.ema import update_ema  # noqa: E402
 from pgsound.loss import gradient_penalty, split_output  # noqa: E402
 
@@ -92,6 +93,7 @@ def main(argv=None) -> None:
     fmap_base, fmap_max = map(int, args.widths.split(","))
     resolutions = sorted(int(r) for r in args.resolutions.split(","))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    configure_process(device)  # as pgsound train does
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     print(f"# {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {device}, "
           f"batch {args.batch}, widths {fmap_base},{fmap_max}, alpha {args.alpha}; share of the step's time per part")

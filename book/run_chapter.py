@@ -32,13 +32,10 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python
 class ChapterClient(NotebookClient):
     """``NotebookClient`` that keeps its shell socket awake while a cell runs.
 
-    Now and then nbclient's ``execute_request`` reaches the kernel only when the cell's timeout runs out: the cell
-    then passes, late by the whole timeout (600 s for chapter 2 in 3 of 5 fresh test runs). Measured with a
-    three-cell notebook (imports; an ipywidgets slider + Output + Audio; a print) and an 8 s timeout, the third
-    cell started exactly 8 s late in 1 to 9 runs of every 40-60, with ipykernel 6 and 7, pyzmq 26 and 27,
-    jupyter_client 8.6 and 8.10 (a plain ``x = 1`` second cell: 2 in 80). What frees it is a read of the
-    client's shell socket events, so every 0.2 s we ask the socket for them the way pyzmq does after each send
-    (and wake whoever waits on them): no late cell in 180 runs (100 with the widget cell, 80 without).
+    Now and then nbclient's ``execute_request`` reaches the kernel only when the cell's timeout runs out, and the
+    cell passes late by the whole timeout. A read of the client's shell socket events frees it, so every 0.2 s we
+    ask the socket for them the way pyzmq does after each send (and wake whoever waits on them). The measurements
+    are in benchmarks/README.md, "The chapter runner".
     """
 
     async def async_execute_cell(self, *args, **kwargs):

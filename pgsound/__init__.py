@@ -7,9 +7,11 @@ The package follows the path of the data, one small module per idea (see README.
   modules, imported explicitly (``from pgsound import phase``) so that ``import pgsound`` stays light.
 """
 
-from pgsound.device import default_device, seed_everything
+from pgsound.device import configure_process, default_device, seed_everything
 from pgsound.profile import PROFILES, current_profile, pick
 
 __version__ = "0.1.0"
 
-__all__ = ["PROFILES", "current_profile", "default_device", "pick", "seed_everything", "__version__"]
+__all__ = [
+    "PROFILES", "configure_process", "current_profile", "default_device", "pick", "seed_everything", "__version__",
+]

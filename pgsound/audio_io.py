@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from pgsound.files import atomic_write
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -156,3 +159,36 @@ def scan_audio_folder(
             continue
         scan.usable.append((path, audio.size / sample_rate))
     return scan
+
+
+def mono_samples(audio: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Mono audio as a float32 array ``(samples,)``; another shape, NaN or Inf is a ``ValueError``."""
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono audio of shape (samples,), got shape {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise ValueError("the audio contains NaN or Inf samples")
+    return audio
+
+
+def write_wav(
+    path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sample_rate: int = 16000, headroom_db: float = 0.1
+) -> Path:
+    """Write mono 16-bit PCM WAV atomically; a clip whose peak would clip is scaled down to just below full scale.
+
+    ``headroom_db`` is how far below full scale such a clip's peak lands. NaN or Inf samples are a
+    ``ValueError`` (nothing is written). Returns the path. (book: chapter 1, "Listening")
+    """
+    import soundfile as sf
+
+    clip = mono_samples(audio if not isinstance(audio, np.ndarray) else audio.squeeze())
+    limit = 10.0 ** (-abs(headroom_db) / 20.0)
+    peak = float(np.abs(clip).max()) if clip.size else 0.0
+    if peak > limit:
+        clip = clip * (limit / peak)
+    path = Path(path)
+    with atomic_write(path, suffix=".tmp.wav") as temp:
+        sf.write(temp, clip, int(sample_rate), subtype="PCM_16", format="WAV")
+    return path

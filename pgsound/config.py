@@ -26,26 +26,23 @@ class YamlLoader(yaml.SafeLoader):
     """YAML as people write numbers: ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3``), ``no`` stays a string."""
 
 
-# YAML 1.2's float pattern (1e-3, .5, -2.0E+4, inf, nan) instead of YAML 1.1's, which needs a dot and a sign.
+# Floats with an exponent and no dot (1e-3, 2E+4) too; YAML 1.1's pattern needs a dot and a signed exponent.
 YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."),
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789."),
 )
-# Only true/false are booleans (YAML 1.2): "no", "off", "yes" and "on" stay strings.
+# Only true and false are booleans: "no", "off", "yes" and "on" stay strings (YAML 1.1 made them booleans).
 for first in "yYnNoO":
     YamlLoader.yaml_implicit_resolvers[first] = [
         (tag, pattern) for tag, pattern in YamlLoader.yaml_implicit_resolvers.get(first, [])
         if tag != "tag:yaml.org,2002:bool"
     ]
-YamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                 list("tTfF"))
 
 
-def check_choices(instance: Any) -> None:
+def check_choices(instance: Any, prefix: str = "") -> None:
     """Refuse a value outside its ``Literal`` choices in a config dataclass built directly (not from YAML)."""
+    hints = typing.get_type_hints(type(instance))
     for f in dataclasses.fields(instance):
-        hint = typing.get_type_hints(type(instance))[f.name]
+        hint = hints[f.name]
         value = getattr(instance, f.name)
         if typing.get_origin(hint) is list and typing.get_origin(typing.get_args(hint)[0]) is Literal:
             hint, values = typing.get_args(hint)[0], list(value)
@@ -56,7 +53,7 @@ def check_choices(instance: Any) -> None:
         for item in values:
             if item not in typing.get_args(hint):
                 choices = ", ".join(map(repr, typing.get_args(hint)))
-                raise ValueError(f"{f.name} must be one of {choices}, got {item!r}")
+                raise ValueError(f"{prefix}{f.name} must be one of {choices}, got {item!r}")
 
 
 def parse_yaml(text: str) -> Any:
@@ -87,12 +84,12 @@ class LossConfig:
     label_weight: float = 1.0  # AC-GAN label term, only with labels
 
     def __post_init__(self) -> None:
-        check_choices(self)
-        check_range("gp_lambda", self.gp_lambda, minimum=0.0)
-        check_range("gp_target", self.gp_target, minimum=0.0, inclusive=False)
-        check_range("drift", self.drift, minimum=0.0)
-        check_range("r1_gamma", self.r1_gamma, minimum=0.0)
-        check_range("label_weight", self.label_weight, minimum=0.0)
+        check_choices(self, "loss.")
+        check_range("loss.gp_lambda", self.gp_lambda, minimum=0.0)
+        check_range("loss.gp_target", self.gp_target, minimum=0.0, inclusive=False)
+        check_range("loss.drift", self.drift, minimum=0.0)
+        check_range("loss.r1_gamma", self.r1_gamma, minimum=0.0)
+        check_range("loss.label_weight", self.label_weight, minimum=0.0)
 
 
 @dataclass
@@ -107,9 +104,9 @@ class OptimizerConfig:
     reset_on_growth: bool = True
 
     def __post_init__(self) -> None:
-        check_range("beta1", self.beta1, minimum=0.0, maximum=1.0, inclusive_max=False)
-        check_range("beta2", self.beta2, minimum=0.0, maximum=1.0, inclusive_max=False)
-        check_range("eps", self.eps, minimum=0.0, inclusive=False)
+        check_range("optimizer.beta1", self.beta1, minimum=0.0, maximum=1.0, inclusive_max=False)
+        check_range("optimizer.beta2", self.beta2, minimum=0.0, maximum=1.0, inclusive_max=False)
+        check_range("optimizer.eps", self.eps, minimum=0.0, inclusive=False)
 
 
 @dataclass
@@ -127,8 +124,8 @@ class TrainConfig:
     g: NetworkConfig = field(default_factory=NetworkConfig)
     d: NetworkConfig = field(default_factory=NetworkConfig)
     g_first_gain_tf: bool = True  # sqrt(2)/4 on G's first dense layer, as the TF port
-    # Minibatch stddev over groups of min(this, per-process minibatch) samples, which must divide it; 16 or more
-    # makes the group the whole minibatch up to 16 (NVIDIA's v1 preset), 0 or 1 turns the layer off.
+    # Minibatch stddev over groups of min(this, per-process minibatch) samples, which must divide it; at least
+    # the largest minibatch makes each minibatch one group (NVIDIA's v1 preset: 16), 0 or 1 turns the layer off.
     mbstd_group_size: int = 4
     loss: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -278,10 +275,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             kwargs[key] = _build(hint, value, f"{prefix}{key}.")
         else:
             kwargs[key] = _convert(value, hint, prefix + key)
-    try:
-        return cls(**kwargs)
-    except ValueError as error:
-        raise ValueError(f"{prefix.rstrip('.') or 'config'}: {error}") from None
+    return cls(**kwargs)  # its checks name each key in full
 
 
 def preset_names() -> list[str]:

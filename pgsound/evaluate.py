@@ -24,14 +24,14 @@ def evaluate_run(
     from pgsound.datasets import LevelLoader, open_dataset
     from pgsound.generate import sample
     from pgsound.metrics import evaluate_metrics
-    from pgsound.trainer import load_generator
+    from pgsound.runs import load_generator
 
     G, record = load_generator(run, device=device)
-    data_path = data or record["data"].get("path")
+    data_path = data or record.data.path
     if not data_path:
         raise ValueError("the checkpoint does not record its dataset path: pass --data")
     dataset = open_dataset(data_path)
-    phase = record["phase"]
+    phase = record.phase
     device_used = next(G.parameters()).device
     # Twice n reals: n to compare with the fakes and n held out, for SWD's floor at the same n (SWD has a bias
     # that shrinks with n, so a floor measured at another n would mislead). A dataset smaller than 2n is split
@@ -42,17 +42,17 @@ def evaluate_run(
     rng = torch.Generator().manual_seed(seed)
     latents = torch.randn(len(reals), G.latent_size, generator=rng)
     labels = None
-    if record["config"].conditional:
-        labels = torch.randint(int(record["data"]["num_labels"]), (len(reals),), generator=rng)
+    if record.config.conditional:
+        labels = torch.randint(record.data.num_labels, (len(reals),), generator=rng)
     fakes = sample(G, latents, phase.level, phase.alpha, labels)
     values = evaluate_metrics(reals, fakes, metrics=metrics, seed=seed, metadata=dataset.metadata,
                               held_out_reals=held_out)
-    checkpoint = Path(record["checkpoint"])
+    checkpoint = record.checkpoint
     return {
         "checkpoint": str(checkpoint),
         "run_dir": str(checkpoint.parent.parent),
         "data": str(data_path),
-        "kimg": record["images_shown"] / 1000,
+        "kimg": record.images_shown / 1000,
         "level": phase.level,
         "alpha": phase.alpha,
         "n": len(reals),

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -55,16 +54,16 @@ def generate_run(
     device: str | None = None,
 ) -> dict[str, list[Path]]:
     """Write ``n`` samples (grid, single PNGs, WAVs for spectrograms) and a latent interpolation; list the files."""
+    from pgsound.runs import load_generator
     from pgsound.samples import write_sample_set
-    from pgsound.trainer import load_generator
 
     G, record = load_generator(run, device=device, use_ema=use_ema)
-    phase = record["phase"]
-    data = record["data"]
-    out = Path(out) if out is not None else Path(record["checkpoint"]).parent.parent / f"generated-seed{seed}"
+    phase = record.phase
+    data = record.data
+    out = Path(out) if out is not None else record.checkpoint.parent.parent / f"generated-seed{seed}"
     rng = torch.Generator().manual_seed(seed)
     latents = torch.randn(n, G.latent_size, generator=rng)
-    labels = _labels(n, data, label, record["config"].conditional)
+    labels = _labels(n, data.num_labels, label, record.config.conditional)
     images = sample(G, latents, phase.level, phase.alpha, labels)
     cols = min(n, 8)
     grid = (-(-n // cols), cols)
@@ -83,12 +82,11 @@ def generate_run(
     return written
 
 
-def _labels(n: int, data: dict[str, Any], label: int | None, conditional: bool) -> torch.Tensor | None:
+def _labels(n: int, count: int, label: int | None, conditional: bool) -> torch.Tensor | None:
     if not conditional:
         if label is not None:
             raise ValueError("--label needs a conditional run; this run was trained without labels")
         return None
-    count = int(data["num_labels"])
     if label is not None and not 0 <= label < count:
         raise ValueError(f"--label must be in 0..{count - 1} for this run, got {label}")
     return torch.full((n,), label) if label is not None else torch.arange(n) % count

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pgsound.networks import Alpha
+
 
 def split_output(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, Any]:
     """D's scores, and its label logits when it has them (None otherwise)."""
@@ -32,7 +34,7 @@ def gradient_penalty(
     reals: torch.Tensor,
     fakes: torch.Tensor,
     level: int,
-    alpha: float,
+    alpha: Alpha,
     target: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -54,7 +56,7 @@ def gradient_penalty(
     return (norm - target).square() / target**2
 
 
-def r1_penalty(D: nn.Module, reals: torch.Tensor, level: int, alpha: float) -> torch.Tensor:
+def r1_penalty(D: nn.Module, reals: torch.Tensor, level: int, alpha: Alpha) -> torch.Tensor:
     """Per-sample ``||grad D(real)||^2`` (Mescheder et al. 2018)."""
     reals = reals.detach().requires_grad_(True)
     scores, _ = split_output(D(reals, level, alpha))
@@ -67,7 +69,7 @@ def discriminator_loss(
     reals: torch.Tensor,
     fakes: torch.Tensor,
     level: int,
-    alpha: float,
+    alpha: Alpha,
     config: Any,
     real_labels: torch.Tensor | None = None,
     fake_labels: torch.Tensor | None = None,
@@ -110,7 +112,7 @@ def generator_loss(
     D: nn.Module,
     fakes: torch.Tensor,
     level: int,
-    alpha: float,
+    alpha: Alpha,
     config: Any,
     fake_labels: torch.Tensor | None = None,
 ) -> torch.Tensor:

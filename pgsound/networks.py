@@ -86,7 +86,7 @@ class GeneratorBase(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.dense(self.norm(z)).reshape(-1, self.channels, *self.base_shape)
-        x = self.norm(lrelu(x + self.bias.reshape(1, -1, 1, 1)))
+        x = self.norm(lrelu(x + self.bias.to(x.dtype).reshape(1, -1, 1, 1)))
         return self.norm(lrelu(self.conv(x)))
 
 
@@ -237,9 +237,13 @@ def is_fading(alpha: Alpha) -> bool:
 
 
 def fade(old: torch.Tensor, new: torch.Tensor, alpha: Alpha) -> torch.Tensor:
-    """``lerp(old, new, alpha)``; a tensor alpha is cast to the activations' dtype (bf16 under autocast)."""
-    if isinstance(alpha, torch.Tensor):
-        alpha = alpha.to(new.dtype)
+    """``lerp(old, new, alpha)``, computed in float32 as lerp does for a Python alpha.
+
+    A tensor alpha stays float32: cast to bf16 under autocast, 0.999 would become 1.0 and the networks would
+    finish a fade-in before the loader's reals do.
+    """
+    if isinstance(alpha, torch.Tensor) and new.dtype != alpha.dtype:
+        return torch.lerp(old.to(alpha.dtype), new.to(alpha.dtype), alpha).to(new.dtype)
     return torch.lerp(old, new, alpha)
 
 

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from pgsound.spectrogram import SpectrogramConfig, istft, stft
+from pgsound.spectrogram import SpectrogramConfig, denormalise, istft, restore_bin, stft
 
 INITS: tuple[str, ...] = ("random", "zeros", "pghi")
 # lambda / win_length**2 of the Gaussian that best matches each window (Prusa et al. 2017, table 1).
@@ -308,3 +308,43 @@ def _fgla(
     final = stft(audio, config)[..., :frames]
     history.append(_convergence_db(target, final, target_norm))
     return audio, torch.stack(history, dim=-1).cpu().numpy()
+
+
+def frames_to_audio(
+    frames: np.ndarray | torch.Tensor,
+    config: SpectrogramConfig,
+    n_iter: int = 1000,
+    momentum: float = 0.99,
+    init: str = "pghi",
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    batch_size: int = 16,
+) -> np.ndarray:
+    """Pictures back to sound: denormalise, restore the dropped bin, reconstruct the phase, inverse STFT.
+
+    ``frames`` is ``(n_bins, n_frames)`` or ``(N, n_bins, n_frames)`` in [-1, 1]; the result is ``(samples,)``
+    or ``(N, samples)`` float32 with ``config.segment_length`` samples per picture. The phase comes from
+    :func:`griffin_lim` (fast Griffin-Lim, ``momentum``; ``init="pghi"`` starts from PGHI),
+    seeded, on ``device`` (default: :func:`pgsound.device.default_device`), ``batch_size`` pictures at a time.
+    (book: chapter 2, Getting the phase back)
+    """
+    values = np.asarray(frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else frames)
+    single = values.ndim == 2
+    batch = values[None] if single else values
+    if batch.ndim != 3 or batch.shape[1:] != config.shape:
+        raise ValueError(
+            f"expected pictures of shape {config.shape} or (N, {config.n_bins}, {config.n_frames}), got {values.shape}"
+        )
+    magnitude = restore_bin(denormalise(batch, config), config)
+    audio = griffin_lim(
+        magnitude,
+        config,
+        n_iter=n_iter,
+        momentum=momentum,
+        init=init,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+        length=config.segment_length,
+    )
+    return audio[0] if single else audio

@@ -95,7 +95,7 @@ def check_run(
     plans = level_plans(config, (height, width), nproc)
     _check_process_split(config, plans, nproc)
     for plan in plans:
-        _check_minibatch(config, plan, nproc)
+        _check_minibatch(config, plan, plans, nproc)
     return plans
 
 
@@ -117,7 +117,7 @@ def _check_process_split(config: TrainConfig, plans: list[LevelPlan], nproc: int
 
 
 def suggest_base(resolution: tuple[int, int]) -> tuple[int, int]:
-    """The smallest base with a side of at least 4 (or 2 for flat data) that doubles to ``resolution``."""
+    """The smallest base with both sides at least 4 (any size for data narrower than 4) that doubles to it."""
     height, width = resolution
     target = 4 if min(height, width) >= 4 else 1
     while height % 2 == 0 and width % 2 == 0 and min(height, width) // 2 >= target:
@@ -154,19 +154,26 @@ def _check_table_keys(config: TrainConfig, base: tuple[int, ...]) -> None:
                 )
 
 
-def _check_minibatch(config: TrainConfig, plan: LevelPlan, nproc: int) -> None:
+def _check_minibatch(config: TrainConfig, plan: LevelPlan, plans: list[LevelPlan], nproc: int) -> None:
     """The per-process minibatch must split into minibatch-stddev groups of min(group size, minibatch)."""
     group_size = config.mbstd_group_size
     if group_size <= 1:
         return
     group = min(group_size, plan.per_process)
-    if plan.per_process % group:
-        per = f"{plan.per_process} per process" if nproc > 1 else f"{plan.per_process}"
-        multiple = group * nproc
-        example = max(plan.minibatch - plan.minibatch % multiple, multiple)
-        raise PlanError(
-            f"minibatch {per} at {plan.shape[0]}x{plan.shape[1]} does not split into minibatch-stddev groups of "
-            f"{group}: set mbstd_group_size={plan.per_process} (or 16: the whole minibatch up to 16, as NVIDIA's "
-            f"v1 preset), or give {plan.resolution} a multiple of {multiple} in schedule.minibatch (for example "
-            f"--set 'schedule.minibatch={{{plan.resolution}: {example}}}', with the preset's other entries)"
-        )
+    if plan.per_process % group == 0:
+        return
+    # Fixes that hold at every level, not only at this one.
+    sizes = [p.per_process for p in plans]
+    common = math.gcd(*sizes)
+    fixes = [f"mbstd_group_size={max(sizes)} (or more: each minibatch is then one group, as in NVIDIA's v1 "
+             f"preset)"]
+    if common > 1 and common != max(sizes):
+        fixes.append(f"mbstd_group_size={common} (it divides every level's minibatch)")
+    multiple = group * nproc
+    example = max(plan.minibatch - plan.minibatch % multiple, multiple)
+    per = f"{plan.per_process} per process" if nproc > 1 else f"{plan.per_process}"
+    raise PlanError(
+        f"minibatch {per} at {plan.shape[0]}x{plan.shape[1]} does not split into minibatch-stddev groups of "
+        f"{group}: set {' or '.join(fixes)}, or make schedule.minibatch[{plan.resolution}] a multiple of "
+        f"{multiple} (for example {example})"
+    )

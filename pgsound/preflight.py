@@ -6,8 +6,9 @@ phase of the schedule (the base level, each level's fade-in and its stable phase
 that phase and takes one real training step there: faded reals from the loader, the D step with its penalty, the
 G step, the EMA, Adam's reset where the schedule resets it. Each row of its table says what the phase costs on
 this device: FLOPs per image (``torch.utils.flop_counter``), the step's time, peak memory and checkpoint size,
-and the hours the phase would take at that step time. Finally it writes a checkpoint during a fade-in, resumes
-from it across the level boundary and checks that the resumed run is bit-identical to the uninterrupted one.
+and the hours the phase would take at that step time. Finally it writes a checkpoint two steps before the end of
+a fade-in, and another two steps before the next level starts to fade in, resumes from each across that boundary
+and checks that the resumed runs are bit-identical to the uninterrupted ones.
 """
 
 from __future__ import annotations
@@ -125,8 +126,8 @@ class PreflightReport:
                    f"{self.device} (peak memory: {self.memory_kind})")
         if self.resume_exact is not None:
             verdict = "bit-identical" if self.resume_exact else "DIFFERENT"
-            out.append(f"resume across a level boundary from a checkpoint written during a fade-in "
-                       f"({format_bytes(self.resume_checkpoint_bytes)}): {verdict} to the uninterrupted run")
+            out.append(f"resume from a checkpoint ({format_bytes(self.resume_checkpoint_bytes)}) across the end of a "
+                       f"fade-in and across the start of the next level: {verdict} to the uninterrupted run")
         return "\n".join(out)
 
 
@@ -321,10 +322,11 @@ def preflight(
     Raises :class:`PreflightError` (or ``pgsound.plan.PlanError``) at the first phase that fails.
     (book: chapter 10, Before renting a GPU)
     """
-    from pgsound.device import default_device, describe_device
+    from pgsound.device import configure_process, default_device, describe_device
 
     started = time.perf_counter()
     device = torch.device(device) if device is not None else default_device()
+    configure_process(device)  # as pgsound train does: the step's speed and memory are the run's
     resolution = tuple(dataset.resolution)
     # Arithmetic first: a minibatch that cannot split fails here, before any network is built.
     check_run(config, resolution, dataset.channels, dataset.num_labels, nproc)
@@ -401,19 +403,31 @@ def _walk_phase(trainer: Trainer, config: TrainConfig, window: PhaseWindow, npro
 
 
 def _check_resume(config: TrainConfig, dataset: Any, device: torch.device, num_levels: int) -> tuple[bool, int]:
-    """Steps A, B, C across the end of the first fade-in, against A, checkpoint, resume, B, C."""
-    from pgsound.checkpoint import save_checkpoint
+    """Resume bit-exactly across the two kinds of boundary: the end of the first fade-in (its old path goes,
+    Adam resets) and the start of the next level's fade-in (a new resolution, new layers, Adam resets).
 
+    Returns whether both resumed runs match their uninterrupted twins, and the first checkpoint's size.
+    """
     if config.schedule.fixed_level is not None or num_levels < 2:
         return True, 0
-    level = 1
-    boundary = round(1000 * kimg_to_reach(level, config.schedule))
+    boundaries = [round(1000 * kimg_to_reach(1, config.schedule))]
+    if num_levels > 2 and config.schedule.lod_transition_kimg > 0:
+        boundaries.append(round(1000 * level_start_kimg(2, config.schedule)))
+    results = [_resume_across(config, dataset, device, num_levels, b) for b in boundaries]
+    return all(same for same, _ in results), results[0][1]
+
+
+def _resume_across(config: TrainConfig, dataset: Any, device: torch.device, num_levels: int,
+                   boundary: int) -> tuple[bool, int]:
+    """Steps A, B, C with C the first after ``boundary``, against A, checkpoint, resume, B, C."""
+    from pgsound.checkpoint import save_checkpoint
+
     batch = phase_at(boundary - 1, config.schedule, num_levels - 1, tuple(config.base_shape)).batch_size
     with tempfile.TemporaryDirectory(prefix="pgsound-preflight-") as folder:
         straight = Trainer(config, dataset, None, device=device, progress=False)
-        straight.images_shown = boundary - 2 * batch  # two steps in the fade-in, then one past its end
+        straight.images_shown = boundary - 2 * batch  # two steps before the boundary, then one past it
         straight.step()
-        path = save_checkpoint(straight.state_dict(), Path(folder) / "checkpoints" / "ckpt-fade.pt")
+        path = save_checkpoint(straight.state_dict(), Path(folder) / "checkpoints" / "ckpt-preflight.pt")
         size = path.stat().st_size
         straight.step()
         straight.step()

@@ -21,10 +21,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from pgsound.phase import frames_to_audio
 from pgsound.spectrogram import (
     SpectrogramConfig,
     denormalise,
-    frames_to_audio,
     istft,
     normalise,
     pieces_to_magnitude,
@@ -107,7 +107,7 @@ def decode(
 ) -> np.ndarray:
     """Pictures ``(N, C, n_bins, n_frames)`` back to audio ``(N, segment_length)`` float32.
 
-    ``"magnitude"``: :func:`pgsound.spectrogram.frames_to_audio` (PGHI + fast Griffin-Lim, ``n_iter``).
+    ``"magnitude"``: :func:`pgsound.phase.frames_to_audio` (PGHI + fast Griffin-Lim, ``n_iter``).
     ``"mag-if"``: the phase is the running sum of the instantaneous frequency; one inverse STFT.
     ``"mel"``: bands to linear bins by non-negative least squares, then as ``"magnitude"``.
     (book: chapter 11, Beyond the paper)

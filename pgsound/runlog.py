@@ -47,10 +47,6 @@ class RunLog:
             self._writer.flush()
         return line
 
-    def image(self, tag: str, image_hwc: np.ndarray, kimg: float) -> None:
-        if self._writer is not None:
-            self._writer.add_image(tag, image_hwc, int(round(kimg * 1000)), dataformats="HWC")
-
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()

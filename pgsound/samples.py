@@ -112,10 +112,10 @@ def write_sample_set(
 ) -> list[Path]:
     """Write ``stem.png`` (a grid), optionally ``stem-NN.png`` per image, and for spectrogram data WAV files.
 
-    ``data`` is a dataset or a checkpoint's record of one (anything with a ``metadata`` mapping).
+    ``data`` is a dataset or the :class:`pgsound.runs.DataSpec` of one (anything with a ``metadata`` mapping).
     """
     folder = Path(folder)
-    metadata = data["metadata"] if isinstance(data, dict) else data.metadata
+    metadata = data.metadata
     settings = spectrogram_settings(metadata)
     files = [save_png(grid_image(images, grid, spectrogram=settings is not None), folder / f"{stem}.png")]
     if singles:
@@ -123,7 +123,7 @@ def write_sample_set(
             one = grid_image(images[i : i + 1], (1, 1), spectrogram=settings is not None, min_cell=1, padding=0)
             files.append(save_png(one, folder / f"{stem}-{i:02d}.png"))
     if settings is not None and audio_count > 0:
-        from pgsound.spectrogram import write_wav
+        from pgsound.audio_io import write_wav
 
         count = len(images) if concatenate_audio else min(audio_count, len(images))
         representation = metadata.get("representation", "magnitude")

@@ -33,23 +33,23 @@ class ScheduleConfig:
     tick_kimg: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_range("total_kimg", self.total_kimg, minimum=0.0, inclusive=False)
-        check_range("lod_training_kimg", self.lod_training_kimg, minimum=0.0, inclusive=False)
-        check_range("lod_transition_kimg", self.lod_transition_kimg, minimum=0.0)
+        check_range("schedule.total_kimg", self.total_kimg, minimum=0.0, inclusive=False)
+        check_range("schedule.lod_training_kimg", self.lod_training_kimg, minimum=0.0, inclusive=False)
+        check_range("schedule.lod_transition_kimg", self.lod_transition_kimg, minimum=0.0)
         if self.fixed_level is not None:
-            check_range("fixed_level", self.fixed_level, minimum=0)
-        check_range("minibatch_default", self.minibatch_default, minimum=1)
-        check_range("lr_default", self.lr_default, minimum=0.0, inclusive=False)
-        check_range("lr_rampup_kimg", self.lr_rampup_kimg, minimum=0.0)
-        check_range("tick_kimg_default", self.tick_kimg_default, minimum=0.0, inclusive=False)
+            check_range("schedule.fixed_level", self.fixed_level, minimum=0)
+        check_range("schedule.minibatch_default", self.minibatch_default, minimum=1)
+        check_range("schedule.lr_default", self.lr_default, minimum=0.0, inclusive=False)
+        check_range("schedule.lr_rampup_kimg", self.lr_rampup_kimg, minimum=0.0)
+        check_range("schedule.tick_kimg_default", self.tick_kimg_default, minimum=0.0, inclusive=False)
         for name, table, positive_float in (("minibatch", self.minibatch, False), ("lr", self.lr, True),
                                             ("tick_kimg", self.tick_kimg, True)):
             for resolution, value in table.items():
-                check_range(f"{name} key", resolution, minimum=1)
+                check_range(f"schedule.{name} key", resolution, minimum=1)
                 if positive_float:
-                    check_range(f"{name}[{resolution}]", value, minimum=0.0, inclusive=False)
+                    check_range(f"schedule.{name}[{resolution}]", value, minimum=0.0, inclusive=False)
                 else:
-                    check_range(f"{name}[{resolution}]", value, minimum=1)
+                    check_range(f"schedule.{name}[{resolution}]", value, minimum=1)
 
 
 def check_range(

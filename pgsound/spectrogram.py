@@ -21,14 +21,13 @@ reach is the window's sum (512 for the reference Hann window, 54.2 dB).
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from pgsound.audio_io import mono_samples
 
 FRAMINGS: tuple[str, ...] = ("consecutive", "crop")
 DROPPED_BINS: tuple[str, ...] = ("nyquist", "dc")
@@ -135,11 +134,6 @@ class SpectrogramConfig:
         """The bins of the full STFT that the picture keeps."""
         start = 1 if self.dropped_bin == "dc" else 0
         return slice(start, start + self.n_bins)
-
-    @property
-    def normalisation(self) -> dict[str, Any]:
-        """The normalisation alone, as a plain dict: ``{"kind": "db", "floor_db": ..., "range_db": ...}``."""
-        return {"kind": "db", "floor_db": float(self.floor_db), "range_db": float(self.range_db)}
 
     # ---- serialisation -------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -250,17 +244,6 @@ def _overlap_add_istft(
 
 
 # ---- framing -----------------------------------------------------------------------------------------------------
-def _as_audio(audio: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(audio, torch.Tensor):
-        audio = audio.detach().cpu().numpy()
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim != 1:
-        raise ValueError(f"expected mono audio of shape (samples,), got shape {audio.shape}")
-    if not np.all(np.isfinite(audio)):
-        raise ValueError("the audio contains NaN or Inf samples")
-    return audio
-
-
 def split_audio(audio: np.ndarray | torch.Tensor, config: SpectrogramConfig) -> np.ndarray:
     """Cut mono audio into the pieces that become pictures: ``(N, samples)`` float32 (book: chapter 1).
 
@@ -269,7 +252,7 @@ def split_audio(audio: np.ndarray | torch.Tensor, config: SpectrogramConfig) -> 
     of ``part_seconds`` (a shorter last part is dropped, as in 2018). Too little audio for one piece is a
     ``ValueError`` naming both lengths.
     """
-    audio = _as_audio(audio)
+    audio = mono_samples(audio)
     length = config.segment_length if config.framing == "consecutive" else config.part_samples
     count, rest = divmod(audio.size, length)
     pieces = [audio[i * length : (i + 1) * length] for i in range(count)]
@@ -338,8 +321,12 @@ def denormalise(values: np.ndarray | torch.Tensor, config: SpectrogramConfig) ->
     values = np.asarray(values, dtype=np.float32)
     if not np.all(np.isfinite(values)):
         raise ValueError("spectrogram values must be finite (got NaN or Inf)")
-    db = (np.clip(values, -1.0, 1.0).astype(np.float64) + 1.0) * 0.5 * config.range_db + config.floor_db
-    return (10.0 ** (db / 20.0)).astype(np.float32)
+    return (10.0 ** (to_db(values, config) / 20.0)).astype(np.float32)
+
+
+def to_db(values: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
+    """Picture values in [-1, 1] to dB, float64: the first half of :func:`denormalise` (clipped to its range)."""
+    return (np.clip(values, -1.0, 1.0).astype(np.float64) + 1.0) * 0.5 * config.range_db + config.floor_db
 
 
 def restore_bin(magnitude: np.ndarray | torch.Tensor, config: SpectrogramConfig) -> torch.Tensor:
@@ -350,74 +337,3 @@ def restore_bin(magnitude: np.ndarray | torch.Tensor, config: SpectrogramConfig)
         raise ValueError(f"expected {config.n_bins} frequency rows, got {x.shape[-2]} (shape {tuple(x.shape)})")
     full[..., config.kept_bins, :] = x
     return full
-
-
-def frames_to_audio(
-    frames: np.ndarray | torch.Tensor,
-    config: SpectrogramConfig,
-    n_iter: int = 1000,
-    momentum: float = 0.99,
-    init: str = "pghi",
-    seed: int = 0,
-    device: torch.device | str | None = None,
-    batch_size: int = 16,
-) -> np.ndarray:
-    """Pictures back to sound: denormalise, restore the dropped bin, reconstruct the phase, inverse STFT.
-
-    ``frames`` is ``(n_bins, n_frames)`` or ``(N, n_bins, n_frames)`` in [-1, 1]; the result is ``(samples,)``
-    or ``(N, samples)`` float32 with ``config.segment_length`` samples per picture. The phase comes from
-    :func:`pgsound.phase.griffin_lim` (fast Griffin-Lim, ``momentum``; ``init="pghi"`` starts from PGHI),
-    seeded, on ``device`` (default: :func:`pgsound.device.default_device`), ``batch_size`` pictures at a time.
-    (book: chapter 2, Getting the phase back)
-    """
-    from pgsound.phase import griffin_lim
-
-    values = np.asarray(frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else frames)
-    single = values.ndim == 2
-    batch = values[None] if single else values
-    if batch.ndim != 3 or batch.shape[1:] != config.shape:
-        raise ValueError(
-            f"expected pictures of shape {config.shape} or (N, {config.n_bins}, {config.n_frames}), got {values.shape}"
-        )
-    magnitude = restore_bin(denormalise(batch, config), config)
-    audio = griffin_lim(
-        magnitude,
-        config,
-        n_iter=n_iter,
-        momentum=momentum,
-        init=init,
-        seed=seed,
-        device=device,
-        batch_size=batch_size,
-        length=config.segment_length,
-    )
-    return audio[0] if single else audio
-
-
-# ---- writing audio -----------------------------------------------------------------------------------------------
-def write_wav(
-    path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sample_rate: int = 16000, headroom_db: float = 0.1
-) -> Path:
-    """Write mono 16-bit PCM WAV atomically; a clip whose peak would clip is scaled down to just below full scale.
-
-    ``headroom_db`` is how far below full scale such a clip's peak lands. NaN or Inf samples are a
-    ``ValueError`` (nothing is written). Returns the path. (book: chapter 1, "Listening")
-    """
-    import soundfile as sf
-
-    clip = _as_audio(audio if not isinstance(audio, np.ndarray) else audio.squeeze())
-    limit = 10.0 ** (-abs(headroom_db) / 20.0)
-    peak = float(np.abs(clip).max()) if clip.size else 0.0
-    if peak > limit:
-        clip = clip * (limit / peak)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.wav", dir=path.parent)
-    os.close(handle)
-    try:
-        sf.write(temp, clip, int(sample_rate), subtype="PCM_16", format="WAV")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path

@@ -21,12 +21,14 @@ from typing import Any
 
 import torch
 
-from pgsound.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pgsound.checkpoint import load_checkpoint, save_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.distributed import ProcessGroup, average_gradients, average_tensor, split_batch
 from pgsound.ema import ema_beta_at, make_ema, update_ema
+from pgsound.networks import Alpha
 from pgsound.plan import check_run
-from pgsound.schedule import Phase, level_start_kimg, lod_progress, phase_at
+from pgsound.runs import DataSpec, build_networks, checkpoint_path, load_into
+from pgsound.schedule import Phase, level_resolution, level_start_kimg, lod_progress, phase_at
 
 STAT_NAMES = ("loss_d", "loss_g", "penalty", "drift", "score_real", "score_fake")
 
@@ -65,7 +67,7 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         from pgsound.datasets import LevelLoader
-        from pgsound.device import default_device, keep_freed_memory
+        from pgsound.device import default_device
 
         self.config = config
         self.dataset = dataset
@@ -77,16 +79,10 @@ class Trainer:
         # What arithmetic can tell (minibatch splits, widths, data shape) fails here, not hours into a run.
         check_run(config, tuple(dataset.resolution), dataset.channels, dataset.num_labels, self.group.world_size)
 
-        if self.device.type == "cpu":
-            # Tiny gradients and Adam moments become denormal floats, which x86 CPUs process up to 50x slower.
-            torch.set_flush_denormal(True)
-            # Large activations reuse freed heap pages instead of page-faulting fresh mmaps every step.
-            keep_freed_memory()
-        if self.on_cuda:
-            # Shapes repeat within a level: let cuDNN pick the fastest convolution algorithms once per shape.
-            torch.backends.cudnn.benchmark = True
-        torch.manual_seed(config.seed)
-        self.G, self.D = build_networks(config, dataset)
+        # The networks' initial weights come from the config's seed, without touching the process's generator.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.G, self.D = build_networks(config, dataset)
         self.G.to(self.device)
         self.D.to(self.device)
         if self.on_cuda and config.channels_last:
@@ -156,9 +152,7 @@ class Trainer:
         return self.loader.labels[index]
 
     def step(self) -> Phase:
-        """One D step and one G step at the current phase; returns that phase."""
-        from pgsound.loss import discriminator_loss, generator_loss
-
+        """One D step, one G step and the EMA at the current phase; returns that phase."""
         phase = self.phase()
         progress = self.progress_now()
         if self.config.optimizer.reset_on_growth and starts_new_stage(self.last_progress, progress):
@@ -173,38 +167,8 @@ class Trainer:
         # During a fade-in alpha goes to the networks as a tensor: a compiled G and D then see one graph for
         # the whole fade, not one per value. The loader's fade is eager and takes the float.
         alpha = torch.full((), phase.alpha, device=self.device) if phase.fading else 1.0
-        loss_config = self.config.loss
-
-        # D step: reals faded with the same alpha as the networks, fakes without gradients into G.
-        if self.config.conditional:
-            reals, real_labels = self.loader.batch(level, batch, phase.alpha, with_labels=True)
-        else:
-            reals, real_labels = self.loader.batch(level, batch, phase.alpha), None
-        fake_labels = self._labels(batch)
-        with torch.no_grad(), self._autocast():
-            fakes = self._g_step_fn(self._latents(batch), level, alpha, fake_labels)
-        self.D.requires_grad_(True)
-        with self._autocast():
-            loss_d, d_stats = discriminator_loss(
-                self._d_step_fn, reals, fakes.float(), level, alpha, loss_config,
-                real_labels=real_labels, fake_labels=fake_labels, generator=self.penalty_rng,
-                penalty_net=self.D,  # eager: compiled graphs have no double backward
-            )
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        average_gradients(self.D, self.group)
-        self.opt_d.step()
-
-        # G step with fresh latents; D's weights are frozen so no gradient is stored for them.
-        self.D.requires_grad_(False)
-        fake_labels = self._labels(batch)
-        with self._autocast():
-            fakes = self._g_step_fn(self._latents(batch), level, alpha, fake_labels)
-            loss_g = generator_loss(self._d_step_fn, fakes, level, alpha, loss_config, fake_labels=fake_labels)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        average_gradients(self.G, self.group)
-        self.opt_g.step()
+        loss_d, d_stats = d_step(self, level, alpha, phase.alpha, batch)
+        loss_g = g_step(self, level, alpha, batch)
         rampup_images = self.images_shown
         if self.config.ema_rampup_from == "level":
             rampup_images -= round(1000 * level_start_kimg(level, self.config.schedule))
@@ -237,16 +201,16 @@ class Trainer:
                 "torch": torch.get_rng_state(),
             },
             "config": self.config.to_dict(),
-            "data": dataset_summary(self.dataset),
+            "data": DataSpec.of(self.dataset).to_dict(),
         }
         if self.on_cuda:
             state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.Gs.load_state_dict(state["Gs"])
+    def load_state_dict(self, state: dict[str, Any], path: Path | None = None) -> None:
+        """Take over a checkpoint's state; ``path`` names the file in the error when the networks do not fit."""
+        for name in ("G", "D", "Gs"):
+            load_into(getattr(self, name), state[name], path or Path("this state"))
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.images_shown = int(state["images_shown"])
@@ -283,15 +247,14 @@ class Trainer:
         progress: bool = True,
     ) -> Trainer:
         """Continue from a checkpoint file, or from the newest checkpoint of a run folder."""
-        path = latest_checkpoint(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint)
+        path = checkpoint_path(checkpoint)
         state = load_checkpoint(path)
         config = TrainConfig.from_dict(state["config"])
-        check_dataset_matches(state["data"], dataset, path)
+        DataSpec.from_dict(state["data"]).check_fits(DataSpec.of(dataset), path)
         if run_dir is None:
             run_dir = path.parent.parent
         trainer = cls(config, dataset, run_dir, device=device, group=group, progress=progress)
-        with checkpoint_fits(path):
-            trainer.load_state_dict(state)
+        trainer.load_state_dict(state, path)
         trainer.last_checkpoint = path
         return trainer
 
@@ -363,7 +326,8 @@ class Trainer:
                 self._log = RunLog(self.run_dir)
             record = {
                 "tick": self.tick, "kimg": kimg, "level": phase.level,
-                "resolution": "x".join(map(str, self._level_shape(phase.level))), "alpha": phase.alpha,
+                "resolution": "x".join(map(str, level_resolution(phase.level, self.base_shape))),
+                "alpha": phase.alpha,
                 "batch": phase.batch_size, "lr": phase.lr, **stats, "sec_per_kimg": sec_per_kimg,
                 "peak_mem_gb": peak, "time": time.time(),
             }
@@ -383,9 +347,6 @@ class Trainer:
             if final or crossed or self.tick % self.config.checkpoint_every_ticks == 0:
                 checkpoint = self.save(milestone=crossed)
         return TickReport(self.tick, kimg, phase, stats, sec_per_kimg, peak, checkpoint)
-
-    def _level_shape(self, level: int) -> tuple[int, int]:
-        return self.base_shape[0] * 2**level, self.base_shape[1] * 2**level
 
     def _progress_bar(self, total_kimg: float):
         if not self.progress:
@@ -468,18 +429,55 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------- helpers around the Trainer
-@contextlib.contextmanager
-def checkpoint_fits(path: Path):
-    """Turn a state that does not fit this pgsound's networks into a ``CheckpointError`` naming the file."""
-    try:
-        yield
-    except (RuntimeError, KeyError) as error:
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(
-            f"{path} does not fit this version of pgsound ({detail}); it was written by an older one (G's first "
-            f"layer now has one bias per channel, as NVIDIA's): train again, or load it with the version that "
-            f"wrote it"
-        ) from None
+def d_step(
+    state: Trainer, level: int, alpha: Alpha, fade_alpha: float, batch: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimizer step of D: WGAN-GP on a batch of faded reals and a batch of G's fakes.
+
+    ``alpha`` goes to the networks (a tensor during a fade-in), ``fade_alpha`` (the same value as a float) to the
+    loader, which fades the reals as the networks fade their paths. Returns D's loss and its parts.
+    (book: chapter 7, "One D step, one G step")
+    """
+    from pgsound.loss import discriminator_loss
+
+    if state.config.conditional:
+        reals, real_labels = state.loader.batch(level, batch, fade_alpha, with_labels=True)
+    else:
+        reals, real_labels = state.loader.batch(level, batch, fade_alpha), None
+    fake_labels = state._labels(batch)
+    with torch.no_grad(), state._autocast():  # fakes without a graph back into G
+        fakes = state._g_step_fn(state._latents(batch), level, alpha, fake_labels)
+    state.D.requires_grad_(True)
+    with state._autocast():
+        loss_d, parts = discriminator_loss(
+            state._d_step_fn, reals, fakes.float(), level, alpha, state.config.loss,
+            real_labels=real_labels, fake_labels=fake_labels, generator=state.penalty_rng,
+            penalty_net=state.D,  # eager: compiled graphs have no double backward
+        )
+    state.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    average_gradients(state.D, state.group)
+    state.opt_d.step()
+    return loss_d, parts
+
+
+def g_step(state: Trainer, level: int, alpha: Alpha, batch: int) -> torch.Tensor:
+    """One optimizer step of G on fresh latents, through a D whose weights are frozen; returns G's loss.
+
+    (book: chapter 7, "One D step, one G step")
+    """
+    from pgsound.loss import generator_loss
+
+    state.D.requires_grad_(False)  # the gradient flows through D to G; none is stored for D's weights
+    fake_labels = state._labels(batch)
+    with state._autocast():
+        fakes = state._g_step_fn(state._latents(batch), level, alpha, fake_labels)
+        loss_g = generator_loss(state._d_step_fn, fakes, level, alpha, state.config.loss, fake_labels=fake_labels)
+    state.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    average_gradients(state.G, state.group)
+    state.opt_g.step()
+    return loss_g
 
 
 def starts_new_stage(previous: float, current: float) -> bool:
@@ -489,88 +487,3 @@ def starts_new_stage(previous: float, current: float) -> bool:
     when they appear, and again when the old path is gone. (book: chapter 7, The training loop)
     """
     return math.floor(previous) != math.floor(current) or math.ceil(previous) != math.ceil(current)
-
-
-def build_networks(config: TrainConfig, dataset: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """G and D sized for the dataset's full resolution and channels, with the config's widths."""
-    from pgsound.networks import Discriminator, Generator
-
-    common = dict(
-        resolution=tuple(dataset.resolution), base_shape=tuple(config.base_shape), channels=dataset.channels,
-        latent_size=config.latent_size, num_labels=dataset.num_labels if config.conditional else 0,
-    )
-    G = Generator(
-        **common, fmap_base=config.g.fmap_base, fmap_decay=config.g.fmap_decay, fmap_max=config.g.fmap_max,
-        first_gain_tf=config.g_first_gain_tf,
-    )
-    D = Discriminator(
-        **common, fmap_base=config.d.fmap_base, fmap_decay=config.d.fmap_decay, fmap_max=config.d.fmap_max,
-        mbstd_group_size=config.mbstd_group_size,
-    )
-    return G, D
-
-
-def dataset_summary(dataset: Any) -> dict[str, Any]:
-    """What a checkpoint records about its data: shape, channels, labels and the value mapping."""
-    return {
-        "path": str(getattr(dataset, "path", "") or ""),
-        "resolution": list(dataset.resolution),
-        "channels": int(dataset.channels),
-        "num_labels": int(dataset.num_labels),
-        "metadata": dict(dataset.metadata),
-    }
-
-
-def check_dataset_matches(recorded: dict[str, Any], dataset: Any, checkpoint: Path) -> None:
-    now = dataset_summary(dataset)
-    for key in ("resolution", "channels", "num_labels"):
-        if recorded[key] != now[key]:
-            raise ValueError(
-                f"{checkpoint} was trained on data with {key} {recorded[key]}, but this dataset has {now[key]}"
-            )
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path:
-    """The newest checkpoint in ``RUN/checkpoints`` (by images shown)."""
-    folder = Path(run_dir) / "checkpoints"
-    found = sorted(folder.glob("*.pt"), key=lambda p: (float(p.stem.split("-")[1][:-4]), p.name.startswith("ckpt")))
-    if not found:
-        raise FileNotFoundError(f"no checkpoint in {folder}")
-    return found[-1]
-
-
-def new_run_dir(root: str | Path, name: str) -> Path:
-    """``root/00003-name``: the next free number, like stylegan2-ada's run folders."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.name.split("-")[0]) for p in root.iterdir() if p.is_dir() and p.name[:5].isdigit()]
-    path = root / f"{max(numbers, default=-1) + 1:05d}-{name}"
-    path.mkdir()
-    return path
-
-
-def load_generator(
-    checkpoint: str | Path, device: torch.device | str | None = None, use_ema: bool = True
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Gs (or G) of a run folder or checkpoint, in eval mode, and the checkpoint's record of its run.
-
-    The record holds ``config``, ``data`` (resolution, channels, labels, metadata with the value mapping),
-    ``images_shown`` and ``phase`` (the level and alpha the generator was at). (book: chapter 10)
-    """
-    from types import SimpleNamespace
-
-    from pgsound.device import default_device
-
-    path = latest_checkpoint(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint)
-    state = load_checkpoint(path)
-    config = TrainConfig.from_dict(state["config"])
-    G, _ = build_networks(config, SimpleNamespace(**state["data"]))
-    with checkpoint_fits(path):
-        G.load_state_dict(state["Gs" if use_ema else "G"])
-    G.to(torch.device(device) if device is not None else default_device()).eval().requires_grad_(False)
-    phase = phase_at(int(state["images_shown"]), config.schedule, G.num_levels - 1, tuple(config.base_shape))
-    record = {
-        "checkpoint": str(path), "config": config, "data": state["data"],
-        "images_shown": int(state["images_shown"]), "phase": phase,
-    }
-    return G, record

@@ -10,6 +10,14 @@ os.environ.setdefault("PGSOUND_PROFILE", "smoke")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _training_process():
+    """The process-wide settings pgsound train makes (flush-denormal, glibc's freed-memory reuse)."""
+    from pgsound.device import configure_process
+
+    configure_process("cpu")
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     from pgsound.device import seed_everything

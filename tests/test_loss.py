@@ -236,7 +236,7 @@ def test_r1_of_a_quadratic_critic_is_the_squared_norm_of_the_reals():
 
 
 def test_unknown_loss_kind():
-    with pytest.raises(ValueError, match="kind must be one of 'wgan-gp', 'logistic', got 'hinge'"):
+    with pytest.raises(ValueError, match="loss.kind must be one of 'wgan-gp', 'logistic', got 'hinge'"):
         LossConfig(kind="hinge")
     config = types.SimpleNamespace(kind="hinge")
     with pytest.raises(ValueError, match="unknown loss kind 'hinge'"):

@@ -67,3 +67,27 @@ def test_unknown_command_is_an_error(capsys):
         main(["no-such-command"])
     assert excinfo.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_every_package_the_code_imports_is_declared():
+    """A third-party import in pgsound/ (at any depth of the code) is a runtime dependency or an extra's."""
+    import ast
+    import sys
+
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_name(r) for r in project["dependencies"]}
+    declared |= {_name(r) for extra in project["optional-dependencies"].values() for r in extra}
+    import_names = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn"}
+    optional = {"tensorboard", "torch"}  # tensorboard: used when installed; torch: installed first by make
+    imported = set()
+    for path in (ROOT / "pgsound").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "pgsound"}
+    missing = {import_names.get(n, n.lower()) for n in third_party} - declared - optional
+    assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"

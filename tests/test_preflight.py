@@ -39,8 +39,13 @@ def test_minibatch_14_with_groups_of_4_is_refused_naming_the_group_size(preset):
     channels, resolution = shape_of(preset)
     config = resolve_config(preset, ["mbstd_group_size=4"])
     with pytest.raises(PlanError, match=r"minibatch 14 at 256x256 does not split into minibatch-stddev groups of "
-                                        r"4: set mbstd_group_size=14 \(or 16"):
+                                        r"4: set mbstd_group_size=16 \(or more: each minibatch is then one group"):
         check_run(config, resolution, channels)
+    check_run(resolve_config(preset, ["mbstd_group_size=16"]), resolution, channels)  # the fix it names works
+    if preset == "piano512":  # 16, 14 and 6 have a common divisor: groups of 2 work too, and the message says so
+        with pytest.raises(PlanError, match=r"or mbstd_group_size=2 \(it divides every level's minibatch\)"):
+            check_run(config, resolution, channels)
+        check_run(resolve_config(preset, ["mbstd_group_size=2"]), resolution, channels)
     assert resolve_config(preset).mbstd_group_size == 16  # the presets' own setting passes
 
 
@@ -219,34 +224,41 @@ def test_the_training_step_passes_alpha_as_a_tensor_during_a_fade():
     assert all(a == 1.0 and not isinstance(a, torch.Tensor) for a in seen[2:])
 
 
-def test_the_loader_draws_indices_flips_and_order_on_its_device(monkeypatch):
+def test_the_loader_copies_nothing_to_the_device_per_step(monkeypatch):
+    """Flips are drawn on the device; the order goes to the device once per pass, never per batch."""
     from pgsound.datasets import LevelLoader
 
-    devices = []
-    for name in ("randperm", "rand"):
-        original = getattr(torch, name)
+    devices, copies = [], []
+    original_rand, original_to = torch.rand, torch.Tensor.to
 
-        def spy(*args, _original=original, **kwargs):
-            devices.append(kwargs.get("device"))
-            return _original(*args, **kwargs)
+    def spy_rand(*args, **kwargs):
+        devices.append(kwargs.get("device"))
+        return original_rand(*args, **kwargs)
 
-        monkeypatch.setattr(torch, name, spy)
+    def spy_to(self, *args, **kwargs):
+        copies.append(self.dtype)
+        return original_to(self, *args, **kwargs)
+
     dataset = ArrayDataset.random(6, 1, (8, 8), num_labels=3)
     loader = LevelLoader(dataset, "cpu", mirror=True)
-    for _ in range(4):  # crosses a pass: a new order
+    loader.batch(1, 4, 0.5)  # holds the level in memory: its one copy to the device
+    monkeypatch.setattr(torch, "rand", spy_rand)
+    monkeypatch.setattr(torch.Tensor, "to", spy_to)
+    for _ in range(6):  # 24 pictures of 6: four passes, four new orders
         images, labels = loader.batch(1, 4, 0.5, with_labels=True)
     monkeypatch.undo()
-    assert devices and all(d == torch.device("cpu") for d in devices), devices
-    assert loader.order.device == loader.device and labels.device == loader.device
-    assert loader.generator.device == loader.device
+    assert devices == [torch.device("cpu")] * 6  # each batch's flips, drawn on the device
+    assert copies.count(torch.int64) <= 4  # the order, once per pass; no indices per batch
+    assert loader.order_on_device.device == loader.device and labels.device == loader.device
+    assert loader.flip_generator.device == loader.device
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_step_makes_no_host_synchronisation_on_cuda():
     config = resolve_config("smoke", ["schedule.minibatch_default=4", "mirror_augment=true"])
     trainer = Trainer(config, ArrayDataset.random(8, 1, (16, 16)), None, device="cuda", progress=False)
-    trainer.step()  # first step: allocations, cuDNN set-up
     trainer.images_shown = round(1000 * (config.schedule.lod_training_kimg + config.schedule.lod_transition_kimg / 2))
+    trainer.step()  # the first step at this level: allocations, the level's copy to the GPU, cuDNN set-up
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(3):
@@ -339,7 +351,7 @@ def test_preflight_with_four_processes_stops_before_any_step(monkeypatch):
 
     monkeypatch.setattr(Trainer, "step", no_step)
     dataset = ArrayDataset.random(2, 1, (512, 512))
-    with pytest.raises(PlanError, match="does not split across 4 processes"):
+    with pytest.raises(PlanError, match="do not split across 4 processes"):
         preflight(resolve_config("piano512"), dataset, device="cpu", nproc=4, widths="narrow")
 
 
@@ -393,9 +405,20 @@ def test_a_checkpoint_of_the_old_networks_is_a_clear_error(tmp_path):
         channels = state[name].pop("blocks.0.bias").numel()
         state[name]["blocks.0.dense.bias"] = torch.zeros(channels * 16)
     path = save_checkpoint(state, tmp_path / "checkpoints" / "ckpt-old.pt")
-    with pytest.raises(CheckpointError, match=r"ckpt-old\.pt does not fit this version of pgsound"):
+    with pytest.raises(CheckpointError, match=r"ckpt-old\.pt was written by an older pgsound"):
         Trainer.resume(path, dataset, run_dir=tmp_path, device="cpu", progress=False)
-    from pgsound.trainer import load_generator
+    from pgsound.runs import load_generator
 
-    with pytest.raises(CheckpointError, match=r"one bias per channel"):
+    with pytest.raises(CheckpointError, match=r"one bias per unit of its first dense layer"):
         load_generator(path, device="cpu")
+
+
+def test_a_tensor_alpha_fades_in_float32_under_bf16_autocast():
+    """Cast to bf16, alpha 0.999 would be 1.0: the networks would end a fade-in before the loader's reals."""
+    from pgsound.networks import fade
+
+    old, new = torch.randn(4, 8).bfloat16(), torch.randn(4, 8).bfloat16()
+    for alpha in (0.3, 0.999):
+        expected = torch.lerp(old, new, alpha)  # a Python alpha: lerp's arithmetic in float32
+        assert torch.equal(fade(old, new, torch.full((), alpha)), expected)
+    assert not torch.equal(fade(old, new, torch.full((), 0.999)), new)

@@ -10,17 +10,17 @@ import pytest
 import soundfile as sf
 import torch
 
+from pgsound.audio_io import write_wav
+from pgsound.phase import frames_to_audio
 from pgsound.spectrogram import (
     SpectrogramConfig,
     audio_to_frames,
     denormalise,
-    frames_to_audio,
     istft,
     normalise,
     restore_bin,
     split_audio,
     stft,
-    write_wav,
 )
 
 SMALL = SpectrogramConfig(n_fft=128, hop_length=16, n_bins=64, n_frames=64)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import threading
 
 import pytest
 import torch
 
 from pgsound.checkpoint import CheckpointError
 from pgsound.config import resolve_config
-from pgsound.trainer import Trainer, TrainingDiverged, latest_checkpoint
+from pgsound.runs import latest_checkpoint
+from pgsound.trainer import Trainer, TrainingDiverged
 
 pytestmark = pytest.mark.slow
 
@@ -110,16 +110,23 @@ def test_nan_stops_with_the_last_good_checkpoint(shapes_file, tmp_path):
     assert latest_checkpoint(tmp_path / "run") == good  # nothing written after the NaN
 
 
-def test_sigint_writes_a_checkpoint_and_returns(shapes_file, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_finishes_the_step_writes_a_checkpoint_and_returns(shapes_file, tmp_path, signum):
+    """The signal arrives during the third step; training stops after it. A broken handler fails the test (a
+    KeyboardInterrupt, or 50 steps run to max_steps) instead of hanging it."""
     trainer = Trainer(tiny_config("schedule.total_kimg=1000"), open_shapes(shapes_file), tmp_path / "run",
                       progress=False)
-    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        trainer.train()
-    finally:
-        timer.cancel()
-    assert trainer.images_shown < 1_000_000
+    step, steps = trainer.step, []
+
+    def step_and_signal():
+        steps.append(1)
+        if len(steps) == 3:
+            os.kill(os.getpid(), signum)
+        return step()
+
+    trainer.step = step_and_signal
+    trainer.train(max_steps=50)
+    assert len(steps) == 3 and trainer.images_shown == 3 * 4
     checkpoint = latest_checkpoint(tmp_path / "run")
     resumed = Trainer.resume(checkpoint, open_shapes(shapes_file), progress=False)
     assert resumed.images_shown == trainer.images_shown

@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="check a preset end to end: one real training step in every phase of its schedule",
         description="Resolve the config as 'pgsound train' does, check it by arithmetic (minibatch splits, "
         "minibatch-stddev groups, widths, data shape), then take one training step in every phase (each level's "
-        "fade-in and stable part at its minibatch and learning rate), and resume from a checkpoint across a level "
-        "boundary. Prints one row per phase and the total hours; exits non-zero at the first failure.",
+        "fade-in and stable part at its minibatch and learning rate), and resume from checkpoints across the end "
+        "of a fade-in and the start of the next level. Prints one row per phase and the total hours; exits "
+        "non-zero at the first failure.",
     )
     parser.add_argument("--preset", required=True, help="preset name (pgsound/presets/*.yaml)")
     parser.add_argument("--data", help="prepared dataset (.h5); default: random pictures of the preset's "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pgsound.commands.options import add_geometry_options, spectrogram_config
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     prepare = subparsers.add_parser(
@@ -50,36 +52,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _spectrogram_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", required=True, help="the dataset file to write (.h5)")
-    parser.add_argument("--size", default="512x512", metavar="BINSxFRAMES",
-                        help="picture size, frequency bins x frames (default 512x512: n_fft 1024, hop 128)")
-    parser.add_argument("--n-fft", type=int, help="FFT size (default 2 x bins; larger keeps only the lowest bins, "
-                        "or gives mel bands enough bins)")
-    parser.add_argument("--hop", type=int, help="hop length in samples (default 128, at most bins)")
-    parser.add_argument("--framing", choices=("consecutive", "crop"), default="consecutive",
-                        help="consecutive windows that use all audio (default) or 5 s parts cropped as in 2018")
+    add_geometry_options(parser)
     parser.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="storage (default float16)")
     parser.add_argument("--representation", choices=("magnitude", "mag-if", "mel"), default="magnitude",
                         help="log magnitude (default, the paper's), magnitude + instantaneous frequency, or mel bands")
-
-
-def _spectrogram_config(args: argparse.Namespace):
-    from pgsound.spectrogram import SpectrogramConfig
-
-    try:
-        bins, frames = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--size must look like 512x512 (bins x frames), got {args.size!r}") from None
-    # The reference time step (hop 128 at 16 kHz: 8 ms per column) at every size; n_fft = 2 * bins.
-    hop = args.hop or min(128, bins)
-    n_fft = args.n_fft or 2 * bins
-    return SpectrogramConfig(n_fft=n_fft, hop_length=hop, n_bins=bins, n_frames=frames, framing=args.framing)
 
 
 def run_audio(args: argparse.Namespace) -> int:
     from pgsound.datasets.prepare import prepare_audio
 
     dataset, report = prepare_audio(
-        args.out, args.folder, _spectrogram_config(args), dtype=args.dtype, workers=args.workers, progress=True,
+        args.out, args.folder, spectrogram_config(args), dtype=args.dtype, workers=args.workers, progress=True,
         representation=args.representation,
     )
     print(report.summary())
@@ -97,7 +80,7 @@ def run_images(args: argparse.Namespace) -> int:
 def run_synthetic_piano(args: argparse.Namespace) -> int:
     from pgsound.datasets.prepare import prepare_synthetic_piano
 
-    print(prepare_synthetic_piano(args.out, _spectrogram_config(args), minutes=args.minutes, seed=args.seed,
+    print(prepare_synthetic_piano(args.out, spectrogram_config(args), minutes=args.minutes, seed=args.seed,
                                   dtype=args.dtype, representation=args.representation, labels=args.labels))
     return 0
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pgsound.commands.options import add_geometry_options, spectrogram_config
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     forward = subparsers.add_parser(
@@ -16,20 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     forward.add_argument("input", help="a WAV, FLAC, OGG or MP3 file")
     forward.add_argument("-o", "--out", required=True, help="the PNG to write (or a .npy path)")
     forward.add_argument("--npy", action="store_true", help="also write OUT.npy (float32) and OUT.json")
-    forward.add_argument(
-        "--size",
-        default="512x512",
-        metavar="BINSxFRAMES",
-        help="picture size, frequency bins x frames (default 512x512: n_fft 1024, hop 128)",
-    )
-    forward.add_argument("--n-fft", type=int, help="FFT size (default 2 x bins; larger keeps only the lowest bins)")
-    forward.add_argument("--hop", type=int, help="hop length in samples (default 128, at most bins)")
-    forward.add_argument(
-        "--framing",
-        choices=("consecutive", "crop"),
-        default="consecutive",
-        help="consecutive windows that use all audio (default) or 5 s parts cropped as in 2018",
-    )
+    add_geometry_options(forward)
     forward.set_defaults(func=run_spectrogram)
 
     inverse = subparsers.add_parser(
@@ -52,11 +41,10 @@ def run_spectrogram(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pgsound.audio_io import load_audio
-    from pgsound.commands.prepare import _spectrogram_config
     from pgsound.spectrogram import audio_to_frames
     from pgsound.spectrogram_files import SpectrogramFile, save_npy, save_png
 
-    config = _spectrogram_config(args)
+    config = spectrogram_config(args)
     audio = load_audio(args.input, config.sample_rate)
     item = SpectrogramFile(
         audio_to_frames(audio, config), config, samples=int(audio.size), source=Path(args.input).name
@@ -78,8 +66,9 @@ def run_invert(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from pgsound.phase import spectral_convergence_db
-    from pgsound.spectrogram import denormalise, frames_to_audio, write_wav
+    from pgsound.audio_io import write_wav
+    from pgsound.phase import frames_to_audio, spectral_convergence_db
+    from pgsound.spectrogram import denormalise
     from pgsound.spectrogram_files import load_spectrogram
 
     if args.iters < 0:

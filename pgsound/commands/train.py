@@ -31,12 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.cli import CommandError
     from pgsound.config import resolve_config, save_config
     from pgsound.datasets import open_dataset
-    from pgsound.device import default_device
+    from pgsound.device import configure_process, default_device
     from pgsound.distributed import init_from_environment
     from pgsound.plan import check_run
-    from pgsound.trainer import Trainer, TrainingDiverged, new_run_dir
+    from pgsound.runs import checkpoint_path, new_run_dir
+    from pgsound.trainer import Trainer, TrainingDiverged
 
     device = torch.device(args.device) if args.device else default_device()
+    configure_process(device)
     group = init_from_environment(device)
     if device.type == "cuda" and group.active:
         device = torch.device("cuda", group.rank % torch.cuda.device_count())
@@ -44,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
         if args.preset or args.overrides:
             raise CommandError("--resume continues a run with its saved config; drop --preset and --set")
         from pgsound.checkpoint import load_checkpoint
-        from pgsound.trainer import latest_checkpoint
 
-        checkpoint = latest_checkpoint(args.resume) if os.path.isdir(args.resume) else args.resume
+        checkpoint = checkpoint_path(args.resume)
         data_path = args.data or load_checkpoint(checkpoint)["data"].get("path")
         if not data_path:
             raise CommandError("this checkpoint does not record its dataset path: pass --data")

@@ -19,6 +19,7 @@ import torch
 
 from pgsound.datasets.hdf5 import PreparedDataset
 from pgsound.layers import downsample2x, upsample2x
+from pgsound.schedule import level_resolution
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes of float32 a level may take when held in memory
 
@@ -54,34 +55,39 @@ class LevelLoader:
         self.mirror = mirror
         self.memory_budget = memory_budget
         self.base_shape = tuple(base_shape)  # level 0, as in the networks
-        # Order, flips and labels are drawn on the training device: a step then copies nothing from the host
-        # (a blocking copy per step would be a host synchronisation on a GPU).
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.order = self._permutation()
-        self.position = 0
+        # The order is drawn on the host once per pass and copied to the device without blocking; flips and
+        # labels are drawn and picked on the device. A step then waits for no copy (on a GPU, a blocking copy
+        # per step is a host synchronisation), and a level streamed from disk reads the host's copy of the order.
+        self.generator = torch.Generator().manual_seed(seed)
+        self.flip_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self._set_order(torch.randperm(dataset.count, generator=self.generator))
         self._cache: dict[tuple[int, int], torch.Tensor] = {}
         self.labels = (
             torch.from_numpy(dataset.labels).to(self.device) if dataset.labels is not None else None
         )
 
     def level_shape(self, level: int) -> tuple[int, int]:
-        return self.base_shape[0] * 2**level, self.base_shape[1] * 2**level
+        return level_resolution(level, self.base_shape)
 
-    def _permutation(self) -> torch.Tensor:
-        return torch.randperm(self.dataset.count, generator=self.generator, device=self.device)
+    def _set_order(self, order: torch.Tensor, position: int = 0) -> None:
+        self.order = order
+        pinned = order.pin_memory() if self.device.type == "cuda" else order
+        self.order_on_device = pinned.to(self.device, non_blocking=True)
+        self.position = position
 
-    def _next_indices(self, n: int) -> torch.Tensor:
-        """The next ``n`` indices of the shuffled order, on the device; a new order after each pass."""
-        picked = []
+    def _next_indices(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next ``n`` indices of the shuffled order, on the device and on the host; a new order each pass."""
+        on_device, on_host = [], []
         while n > 0:
             if self.position >= len(self.order):
-                self.order = self._permutation()
-                self.position = 0
-            take = self.order[self.position : self.position + n]
-            picked.append(take)
-            self.position += len(take)
-            n -= len(take)
-        return torch.cat(picked)
+                self._set_order(torch.randperm(self.dataset.count, generator=self.generator))
+            end = self.position + n
+            on_device.append(self.order_on_device[self.position : end])
+            on_host.append(self.order[self.position : end])
+            taken = len(on_host[-1])
+            self.position += taken
+            n -= taken
+        return torch.cat(on_device), torch.cat(on_host)
 
     def _level_tensor(self, shape: tuple[int, int]) -> torch.Tensor | None:
         """The whole level as float32 on the device, or None when it exceeds the memory budget."""
@@ -93,16 +99,15 @@ class LevelLoader:
             self._cache[shape] = torch.from_numpy(array).to(self.device)
         return self._cache[shape]
 
-    def _gather(self, shape: tuple[int, int], indices: torch.Tensor) -> torch.Tensor:
+    def _gather(self, shape: tuple[int, int], indices: torch.Tensor, host_indices: torch.Tensor) -> torch.Tensor:
         held = self._level_tensor(shape)
         if held is not None:
             return held[indices]
-        # Streaming: one read per image, so the indices go to the host (a disk read waits for them anyway).
-        # h5py's fancy indexing (data[[i, j, ...]]) is about 100x slower than
-        # reading the same images one by one (benchmarks/bench_loader.py).
+        # Streaming: one read per image, by the host's indices. h5py's fancy indexing (data[[i, j, ...]]) is
+        # about 100x slower than reading the same images one by one (benchmarks/bench_loader.py).
         data = self.dataset.images(*shape)
-        block = np.empty((len(indices), *data.shape[1:]), dtype=data.dtype)
-        for row, index in enumerate(indices.tolist()):
+        block = np.empty((len(host_indices), *data.shape[1:]), dtype=data.dtype)
+        for row, index in enumerate(host_indices.tolist()):
             block[row] = data[index]
         tensor = torch.from_numpy(self.dataset.to_float(block))
         if self.device.type == "cuda":
@@ -113,10 +118,10 @@ class LevelLoader:
         self, level: int, batch_size: int, alpha: float = 1.0, with_labels: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``batch_size`` reals at ``level`` faded by ``alpha``, float32 on the device. (book: chapter 6)"""
-        indices = self._next_indices(batch_size)
-        images = self._gather(self.level_shape(level), indices)
+        indices, host_indices = self._next_indices(batch_size)
+        images = self._gather(self.level_shape(level), indices, host_indices)
         if self.mirror:
-            flip = torch.rand(batch_size, generator=self.generator, device=self.device) < 0.5
+            flip = torch.rand(batch_size, generator=self.flip_generator, device=self.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(3), images)
         images = fade_reals(images, alpha)
         if not with_labels:
@@ -129,7 +134,7 @@ class LevelLoader:
         """``n`` reals at ``level`` (no fade), a fixed random choice that does not touch the sampler's state."""
         n = min(n, self.dataset.count)
         chosen = torch.randperm(self.dataset.count, generator=torch.Generator().manual_seed(seed))[:n]
-        return self._gather(self.level_shape(level), chosen)
+        return self._gather(self.level_shape(level), chosen.to(self.device), chosen)
 
     def peek_labels(self, n: int, seed: int = 0) -> torch.Tensor | None:
         """The labels of ``peek(level, n, seed)``'s images."""
@@ -140,9 +145,10 @@ class LevelLoader:
         return self.labels[chosen.to(self.device)]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "order": self.order.cpu(), "position": self.position}
+        return {"generator": self.generator.get_state(), "flip_generator": self.flip_generator.get_state(),
+                "order": self.order.clone(), "position": self.position}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"].cpu())
-        self.order = state["order"].to(self.device)
-        self.position = int(state["position"])
+        self.flip_generator.set_state(state["flip_generator"].cpu())
+        self._set_order(state["order"].cpu().clone(), int(state["position"]))

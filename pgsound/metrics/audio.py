@@ -30,7 +30,7 @@ import torch
 from scipy.ndimage import uniform_filter1d
 
 from pgsound.audio_stats import ACTIVE_WITHIN_DB, active_frames
-from pgsound.spectrogram import SpectrogramConfig
+from pgsound.spectrogram import SpectrogramConfig, to_db
 
 N_ITEMS = 32
 N_ITER = 64
@@ -49,11 +49,6 @@ def _pictures(images: Any, name: str) -> np.ndarray:
     if x.ndim != 3:
         raise ValueError(f"{name}: expected spectrograms of shape (N, 1, H, W) or (N, H, W), got {x.shape}")
     return x
-
-
-def to_db(values: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
-    """Picture values in [-1, 1] to dB (the inverse of the normalisation, clipped to its range)."""
-    return (np.clip(values, -1.0, 1.0).astype(np.float64) + 1.0) * 0.5 * config.range_db + config.floor_db
 
 
 def row_frequencies(rows: int, config: SpectrogramConfig) -> np.ndarray:
@@ -193,11 +188,11 @@ def consistency_db(
     """Spectral convergence (dB, lower is better) of each picture against the sound phase reconstruction makes.
 
     Pictures at a lower level are scaled up to full size first. The phase comes from
-    :func:`pgsound.spectrogram.frames_to_audio` (PGHI, then ``n_iter`` fast Griffin-Lim iterations); the figure
+    :func:`pgsound.phase.frames_to_audio` (PGHI, then ``n_iter`` fast Griffin-Lim iterations); the figure
     from :func:`pgsound.phase.spectral_convergence_db` on the kept bins (book: chapter 8, Measuring a GAN).
     """
-    from pgsound.phase import spectral_convergence_db
-    from pgsound.spectrogram import denormalise, frames_to_audio
+    from pgsound.phase import frames_to_audio, spectral_convergence_db
+    from pgsound.spectrogram import denormalise
 
     config = as_config(config)
     x = torch.from_numpy(_pictures(images, "consistency_db"))

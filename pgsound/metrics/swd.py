@@ -70,8 +70,8 @@ def level_name(shape: tuple[int, int]) -> str:
 def _blur(x: torch.Tensor, gain: float) -> torch.Tensor:
     """Separable 5x5 binomial filter with mirrored borders (scipy's ``mode='mirror'``, torch's ``reflect``).
 
-    Each axis is a weighted sum of five shifted views: on one CPU thread 8x faster at 512x512 than ``conv2d``
-    with a single channel, which spent most of its time in system calls (benchmarks/README.md, SWD).
+    Each axis is a weighted sum of five shifted views: on a CPU much faster than a single-channel ``conv2d``
+    (benchmarks/README.md, SWD).
     """
     n, c, h, w = x.shape
     taps = [tap / 16.0 * gain**0.5 for tap in _BINOMIAL]
@@ -173,7 +173,7 @@ def random_directions(
 
 
 def _sort_rows(x: torch.Tensor) -> torch.Tensor:
-    """``x`` sorted along its last dimension; on the CPU by NumPy, whose sort was 14x faster than torch 2.13's."""
+    """``x`` sorted along its last dimension; on the CPU by NumPy, whose sort is faster (benchmarks/README.md)."""
     if x.device.type == "cpu":
         return torch.from_numpy(np.sort(x.numpy(), axis=-1))
     return torch.sort(x, dim=-1).values

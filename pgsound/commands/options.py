@@ -1,0 +1,30 @@
+"""Command-line options that several commands share: the spectrogram geometry (book: chapter 1)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_geometry_options(parser: argparse.ArgumentParser) -> None:
+    """``--size``, ``--n-fft``, ``--hop`` and ``--framing``: how recordings become pictures."""
+    parser.add_argument("--size", default="512x512", metavar="BINSxFRAMES",
+                        help="picture size, frequency bins x frames (default 512x512: n_fft 1024, hop 128)")
+    parser.add_argument("--n-fft", type=int, help="FFT size (default 2 x bins; larger keeps only the lowest bins, "
+                        "or gives mel bands enough bins)")
+    parser.add_argument("--hop", type=int, help="hop length in samples (default 128, at most bins)")
+    parser.add_argument("--framing", choices=("consecutive", "crop"), default="consecutive",
+                        help="consecutive windows that use all audio (default) or 5 s parts cropped as in 2018")
+
+
+def spectrogram_config(args: argparse.Namespace):
+    """The :class:`~pgsound.spectrogram.SpectrogramConfig` that :func:`add_geometry_options` describe."""
+    from pgsound.spectrogram import SpectrogramConfig
+
+    try:
+        bins, frames = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must look like 512x512 (bins x frames), got {args.size!r}") from None
+    # The reference time step (hop 128 at 16 kHz: 8 ms per column) at every size; n_fft = 2 * bins.
+    hop = args.hop or min(128, bins)
+    n_fft = args.n_fft or 2 * bins
+    return SpectrogramConfig(n_fft=n_fft, hop_length=hop, n_bins=bins, n_frames=frames, framing=args.framing)

@@ -1,0 +1,159 @@
+"""Run folders and what is needed to use a trained run, without the training loop (book: chapter 10).
+
+A run folder ``runs/00003-piano512/`` holds ``config.yaml``, the logs, ``samples/`` and ``checkpoints/``.
+This module numbers new run folders, finds a run's newest checkpoint, describes the data a run was trained
+on (:class:`DataSpec`) and rebuilds a trained generator for sampling; ``pgsound generate`` and
+``pgsound evaluate`` use it, and so does the training loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pgsound.checkpoint import CheckpointError, load_checkpoint
+from pgsound.config import TrainConfig
+from pgsound.schedule import Phase, phase_at
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a run knows of its data: shape, channels, labels, the value mapping and where it was."""
+
+    resolution: tuple[int, int]  # (H, W) of the full-size pictures
+    channels: int
+    num_labels: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)  # the dataset's: source, spectrogram settings, ...
+    path: str = ""
+
+    @classmethod
+    def of(cls, dataset: Any) -> DataSpec:
+        """The spec of an opened dataset (a prepared file or pictures in memory)."""
+        return cls(
+            resolution=tuple(int(s) for s in dataset.resolution), channels=int(dataset.channels),
+            num_labels=int(dataset.num_labels), metadata=dict(dataset.metadata),
+            path=str(getattr(dataset, "path", "") or ""),
+        )
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> DataSpec:
+        return cls(
+            resolution=tuple(int(s) for s in record["resolution"]), channels=int(record["channels"]),
+            num_labels=int(record["num_labels"]), metadata=dict(record.get("metadata", {})),
+            path=str(record.get("path", "") or ""),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as a checkpoint stores them."""
+        return {"path": self.path, "resolution": list(self.resolution), "channels": self.channels,
+                "num_labels": self.num_labels, "metadata": dict(self.metadata)}
+
+    def check_fits(self, other: DataSpec, checkpoint: Path) -> None:
+        """Refuse data of another shape than the run was trained on, naming the checkpoint."""
+        for key in ("resolution", "channels", "num_labels"):
+            if getattr(self, key) != getattr(other, key):
+                raise ValueError(f"{checkpoint} was trained on data with {key} {getattr(self, key)}, but this "
+                                 f"dataset has {getattr(other, key)}")
+
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """``root/00003-name``: the next free number, like stylegan2-ada's run folders.
+
+    Creating the folder is the claim: when two runs start at once and pick the same number, the one whose
+    ``mkdir`` fails takes the next number.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name.split("-")[0]) for p in root.iterdir() if p.is_dir() and p.name[:5].isdigit()]
+    number = max(numbers, default=-1) + 1
+    while True:
+        path = root / f"{number:05d}-{name}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            number += 1
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    """The newest checkpoint in ``RUN/checkpoints`` (by images shown; a milestone before a plain one)."""
+    folder = Path(run_dir) / "checkpoints"
+    found = sorted(folder.glob("*.pt"), key=lambda p: (float(p.stem.split("-")[1][:-4]), p.name.startswith("ckpt")))
+    if not found:
+        raise FileNotFoundError(f"no checkpoint in {folder}")
+    return found[-1]
+
+
+def checkpoint_path(run_or_checkpoint: str | Path) -> Path:
+    """A checkpoint file itself, or the newest checkpoint of a run folder."""
+    path = Path(run_or_checkpoint)
+    return latest_checkpoint(path) if path.is_dir() else path
+
+
+def build_networks(config: TrainConfig, data: DataSpec | Any) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """G and D sized for the data's full resolution and channels, with the config's widths."""
+    from pgsound.networks import Discriminator, Generator
+
+    common = dict(
+        resolution=tuple(data.resolution), base_shape=tuple(config.base_shape), channels=data.channels,
+        latent_size=config.latent_size, num_labels=data.num_labels if config.conditional else 0,
+    )
+    G = Generator(
+        **common, fmap_base=config.g.fmap_base, fmap_decay=config.g.fmap_decay, fmap_max=config.g.fmap_max,
+        first_gain_tf=config.g_first_gain_tf,
+    )
+    D = Discriminator(
+        **common, fmap_base=config.d.fmap_base, fmap_decay=config.d.fmap_decay, fmap_max=config.d.fmap_max,
+        mbstd_group_size=config.mbstd_group_size,
+    )
+    return G, D
+
+
+def load_into(module: torch.nn.Module, state: dict[str, Any], path: Path) -> None:
+    """``module.load_state_dict(state)``; a state that does not fit is a ``CheckpointError`` naming the file."""
+    if "blocks.0.dense.bias" in state:  # G before its first layer had one bias per channel
+        raise CheckpointError(
+            f"{path} was written by an older pgsound, whose G had one bias per unit of its first dense layer "
+            f"(NVIDIA's has one per channel, as this version): train again, or load it with the version that "
+            f"wrote it"
+        )
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:
+        detail = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"{path} does not fit these networks: {detail}") from None
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """What a checkpoint says about the generator loaded from it."""
+
+    checkpoint: Path
+    config: TrainConfig
+    data: DataSpec
+    images_shown: int
+    phase: Phase  # the level and alpha the generator was at
+
+
+def load_generator(
+    checkpoint: str | Path, device: torch.device | str | None = None, use_ema: bool = True
+) -> tuple[torch.nn.Module, TrainedRun]:
+    """Gs (or G) of a run folder or checkpoint, in eval mode, and the checkpoint's record of its run.
+
+    (book: chapter 10, Loading a trained run)
+    """
+    from pgsound.device import default_device
+
+    path = checkpoint_path(checkpoint)
+    state = load_checkpoint(path)
+    config = TrainConfig.from_dict(state["config"])
+    data = DataSpec.from_dict(state["data"])
+    G, _ = build_networks(config, data)
+    load_into(G, state["Gs" if use_ema else "G"], path)
+    G.to(torch.device(device) if device is not None else default_device()).eval().requires_grad_(False)
+    images_shown = int(state["images_shown"])
+    phase = phase_at(images_shown, config.schedule, G.num_levels - 1, tuple(config.base_shape))
+    return G, TrainedRun(checkpoint=path, config=config, data=data, images_shown=images_shown, phase=phase)
