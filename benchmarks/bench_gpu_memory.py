@@ -1,6 +1,6 @@
 """Peak GPU memory and sec/kimg of the training step at 512x512 with the piano512 settings (issue: performance).
 
-``Trainer.step`` with the ``piano512`` preset (the paper's widths, batch 6 at 512x512, one channel), held at the
+``train_step`` with the ``piano512`` preset (the paper's widths, batch 6 at 512x512, one channel), held at the
 last level both fully faded in (alpha 1) and half-way through its fade (alpha 0.5, both paths of G and D run):
 
 - **fp32 eager** (the anchor): ``precision=fp32``, ``channels_last=false``;
@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from pgsound.trainer import train_step
+
 REFERENCE_2018_GB = 9.5
 RESOLUTION = 512
 
@@ -34,7 +36,7 @@ def make_trainer(data: Path, precision: str, channels_last: bool, compile_: bool
     from pgsound.config import resolve_config
     from pgsound.datasets import open_dataset
     from pgsound.device import configure_process
-    from pgsound.trainer import Trainer
+    from pgsound.trainer import new_state
 
     overrides = [f"precision={precision}", f"channels_last={str(channels_last).lower()}",
                  f"compile={str(compile_).lower()}"]
@@ -42,7 +44,7 @@ def make_trainer(data: Path, precision: str, channels_last: bool, compile_: bool
         overrides.append(f"schedule.minibatch={{{RESOLUTION}: {batch}}}")
     config = resolve_config("piano512", overrides)
     configure_process("cuda")
-    return Trainer(config, open_dataset(data), None, device=torch.device("cuda"), progress=False)
+    return new_state(config, open_dataset(data), device=torch.device("cuda"))
 
 
 def images_at(trainer, alpha: float) -> int:
@@ -64,7 +66,7 @@ def timed_steps(trainer, images: int, steps: int) -> float:
     start = time.perf_counter()
     for _ in range(steps):
         trainer.images_shown = images
-        trainer.step()
+        train_step(trainer)
     torch.cuda.synchronize()
     return (time.perf_counter() - start) / steps
 

@@ -12,11 +12,11 @@ a shared machine falls on all of them alike; the figure is the median over round
 - **plain**: our ``Generator``/``Discriminator`` and ``pgsound.loss``, written the obvious way (fakes under
   ``no_grad``, D's weights still trainable in the G step, ``pgsound.ema.update_ema``). Reals pre-made, as
   for the peer.
-- **trainer**: ``pgsound.trainer.Trainer.step`` itself (fp32 eager on the CPU), reals served by its loader
+- **trainer**: ``pgsound.trainer.train_step`` itself (fp32 eager on the CPU), reals served by its loader
   from a prepared file held in memory, faded on the device.
 - **compiled** (only when asked for, ``--paths ...,compiled``): the same with ``compile=True``, G and D under
   ``torch.compile`` and the penalty eager; its warm-up steps include the compilation (use ``--warmup 2``).
-- **bf16** (only when asked for): ``Trainer.step`` with bf16 autocast; on CUDA the GPU defaults (with
+- **bf16** (only when asked for): ``train_step`` with bf16 autocast; on CUDA the GPU defaults (with
   channels_last), against **plain** fp32 eager for the issue's 2.5x target; on the CPU ``cpu_bf16=true``, which
   pays only on CPUs with bf16 matrix units (Intel AMX).
 
@@ -63,7 +63,7 @@ from pgsound.device import default_device
 from pgsound.ema import make_ema, update_ema
 from pgsound.loss import discriminator_loss, generator_loss
 from pgsound.networks import Discriminator, Generator, num_features, parameter_count
-from pgsound.trainer import Trainer
+from pgsound.trainer import new_state, train_step
 
 PEER = "pro-gan-pth==3.4"
 ADAM = dict(lr=1e-3, betas=(0.0, 0.99), eps=1e-8)
@@ -169,7 +169,7 @@ class PlainPath:
 
 
 class TrainerPath:
-    """``Trainer.step`` held at one level and alpha by setting ``images_shown`` before each step."""
+    """``train_step`` held at one level and alpha by setting ``images_shown`` before each step."""
 
     PHASE_KIMG = 1.0  # lod_training_kimg = lod_transition_kimg: level k is fully in at 2k kimg
 
@@ -182,22 +182,22 @@ class TrainerPath:
             "schedule": {"total_kimg": 1e6, "lod_training_kimg": self.PHASE_KIMG,
                          "lod_transition_kimg": self.PHASE_KIMG, "minibatch_default": batch},
         })
-        self.trainer = Trainer(config, open_dataset(data_path), None, device=device, progress=False)
+        self.state = new_state(config, open_dataset(data_path), device=device)
         self.images = 0
 
     def images_at(self, level: int, alpha: float) -> int:
         t = self.PHASE_KIMG
         kimg = 2 * t * level if alpha >= 1.0 else 2 * t * (level - 1) + t + alpha * t
         images = int(round(kimg * 1000))
-        self.trainer.images_shown = images
-        phase = self.trainer.phase()
+        self.state.images_shown = images
+        phase = self.state.phase()
         assert (phase.level, round(phase.alpha, 6)) == (level, round(alpha, 6)), phase
         return images
 
     def step(self, reals: torch.Tensor, resolution: int, alpha: float) -> None:
-        del reals  # the trainer's loader serves its own
-        self.trainer.images_shown = self.images
-        self.trainer.step()
+        del reals  # the state's loader serves its own
+        self.state.images_shown = self.images
+        train_step(self.state)
 
     def at(self, resolution: int, alpha: float) -> None:
         self.images = self.images_at(int(math.log2(resolution)) - 2, alpha)
@@ -322,7 +322,7 @@ def main(argv=None) -> None:
               + ", ".join(f"{r}:{w}" for r, w in zip(args.resolutions, widths)) + ")")
         counts = []
         for name, path in paths.items():
-            G, D = (path.trainer.G, path.trainer.D) if isinstance(path, TrainerPath) else (path.G, path.D)
+            G, D = (path.state.G, path.state.D) if isinstance(path, TrainerPath) else (path.G, path.D)
             counts.append(f"{name} G {parameter_count(G) / 1e6:.3f}M D {parameter_count(D) / 1e6:.3f}M")
         print("# parameters: " + "; ".join(counts))
         header = f"{'res':>4} | {'alpha':>5} |" + "".join(f" {n + ' img/s':>13} |" for n in paths)

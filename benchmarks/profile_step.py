@@ -1,6 +1,6 @@
 """Where the training step's time goes, per level, with torch.profiler (issue: performance).
 
-The step of ``Trainer.step`` (same networks, loader, losses, optimizers and EMA, taken from a ``Trainer``), cut
+``pgsound.trainer.train_step`` (same networks, loader, losses, optimizers and EMA, from a ``TrainState``), cut
 into labelled parts with ``torch.profiler.record_function``:
 
 - ``data``: the loader's faded real batch;
@@ -13,7 +13,7 @@ into labelled parts with ``torch.profiler.record_function``:
 
 To attribute the penalty's double backward, the D loss is backpropagated in two calls (WGAN terms, then the
 penalty) instead of one; the gradients are the same sums and the work is the same. The shares come from the
-profiler's (wall-clock) times of the labelled parts. The last column is a real ``Trainer.step`` timed alone for
+profiler's (wall-clock) times of the labelled parts. The last column is a real ``train_step`` timed alone for
 comparison, by this process's CPU time on a CPU with one thread (as ``bench_train_step.py``), else wall time.
 The column ``conv ops`` is the share of the operators' own CPU time spent in convolutions and their backward
 (``aten::*conv*``), whatever part they belong to.
@@ -40,44 +40,45 @@ from bench_train_step import TrainerPath, make_data  # noqa: E402
 from pgsound.device import configure_process  # noqa: E402
 from pgsound.ema import update_ema  # noqa: E402
 from pgsound.loss import gradient_penalty, split_output  # noqa: E402
+from pgsound.trainer import draw_latents  # noqa: E402
 
 PARTS = ("data", "G fwd (D step)", "D fwd real+fake", "D bwd real+fake", "penalty", "G fwd + D fwd (G step)",
          "G step bwd", "optimizer", "EMA")
 
 
-def labelled_step(trainer, level: int, alpha: float, batch: int) -> None:
-    """One step of Trainer.step's work (unconditional WGAN-GP), its parts labelled for the profiler."""
-    config, G, D = trainer.config, trainer.G, trainer.D
+def labelled_step(state, level: int, alpha: float, batch: int) -> None:
+    """One step of train_step's work (unconditional WGAN-GP), its parts labelled for the profiler."""
+    config, G, D = state.config, state.G, state.D
     with record_function("data"):
-        reals = trainer.loader.batch(level, batch, alpha)
+        reals = state.loader.batch(level, batch, alpha)
     with record_function("G fwd (D step)"), torch.no_grad():
-        fakes = G(trainer._latents(batch), level, alpha)
+        fakes = G(draw_latents(state, batch), level, alpha)
     D.requires_grad_(True)
     with record_function("D fwd real+fake"):
         real_scores, _ = split_output(D(reals, level, alpha))
         fake_scores, _ = split_output(D(fakes, level, alpha))
         loss = fake_scores.mean() - real_scores.mean() + config.loss.drift * real_scores.square().mean()
     with record_function("optimizer"):
-        trainer.opt_d.zero_grad(set_to_none=True)
+        state.opt_d.zero_grad(set_to_none=True)
     with record_function("D bwd real+fake"):
         loss.backward()
     with record_function("penalty"):
-        penalty = gradient_penalty(D, reals, fakes, level, alpha, config.loss.gp_target, trainer.penalty_rng)
+        penalty = gradient_penalty(D, reals, fakes, level, alpha, config.loss.gp_target, state.penalty_rng)
         (config.loss.gp_lambda * penalty.mean()).backward()
     with record_function("optimizer"):
-        trainer.opt_d.step()
+        state.opt_d.step()
     D.requires_grad_(False)
     with record_function("G fwd + D fwd (G step)"):
-        scores, _ = split_output(D(G(trainer._latents(batch), level, alpha), level, alpha))
+        scores, _ = split_output(D(G(draw_latents(state, batch), level, alpha), level, alpha))
         loss_g = -scores.mean()
     with record_function("optimizer"):
-        trainer.opt_g.zero_grad(set_to_none=True)
+        state.opt_g.zero_grad(set_to_none=True)
     with record_function("G step bwd"):
         loss_g.backward()
     with record_function("optimizer"):
-        trainer.opt_g.step()
+        state.opt_g.step()
     with record_function("EMA"):
-        update_ema(trainer.Gs, trainer.G, trainer.config.ema_beta)
+        update_ema(state.Gs, state.G, state.config.ema_beta)
 
 
 def main(argv=None) -> None:
@@ -100,7 +101,7 @@ def main(argv=None) -> None:
     header = f"{'res':>4} | " + " | ".join(f"{p:>{max(len(p), 5)}}" for p in PARTS)
     cpu_clock = device.type == "cpu" and args.threads == 1
     clock = time.process_time if cpu_clock else time.perf_counter
-    header += f" | {'conv ops':>8} | {'sum ms/step':>11} | {'Trainer.step ms':>15}"
+    header += f" | {'conv ops':>8} | {'sum ms/step':>11} | {'train_step ms':>15}"
     header += " (CPU time)" if cpu_clock else ""
     print(header)
     print("-" * len(header))
@@ -108,14 +109,14 @@ def main(argv=None) -> None:
         data = Path(tmp) / "random.h5"
         make_data(data, max(resolutions), count=max(2 * args.batch, 32))
         path = TrainerPath(data, fmap_base, fmap_max, args.batch, device)
-        trainer = path.trainer
+        state = path.state
         for resolution in resolutions:
             level = int(math.log2(resolution)) - 2
             path.at(resolution, args.alpha)
-            labelled_step(trainer, level, args.alpha, args.batch)  # warm-up
+            labelled_step(state, level, args.alpha, args.batch)  # warm-up
             with profile(activities=activities) as prof:
                 for _ in range(args.steps):
-                    labelled_step(trainer, level, args.alpha, args.batch)
+                    labelled_step(state, level, args.alpha, args.batch)
             totals = {p: 0.0 for p in PARTS}
             for event in prof.key_averages():
                 if event.key in totals:

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pgsound.errors import MissingFileError, UserError
 from pgsound.files import atomic_write
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
 
 
-class AudioError(ValueError):
+class AudioError(UserError):
     """A recording that cannot be used; the message names the file and the reason."""
 
 
@@ -72,9 +73,9 @@ def load_audio(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such audio file")
+        raise MissingFileError(f"{path}: no such audio file")
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 1:
-        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        raise UserError(f"sample_rate must be a positive integer, got {sample_rate!r}")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
     audio, rate = _decode(path)
@@ -103,11 +104,11 @@ def find_audio_files(folder: str | os.PathLike, extensions: tuple[str, ...] = AU
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder")
+        raise MissingFileError(f"{folder}: no such folder")
     wanted = {e.lower() for e in extensions}
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
     if not files:
-        raise ValueError(f"{folder}: no audio files (looked for {', '.join(sorted(wanted))}, recursively)")
+        raise UserError(f"{folder}: no audio files (looked for {', '.join(sorted(wanted))}, recursively)")
     return files
 
 

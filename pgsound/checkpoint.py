@@ -12,13 +12,14 @@ from typing import Any
 
 import torch
 
+from pgsound.errors import MissingFileError, UserError
 from pgsound.files import atomic_write
 
 FORMAT = "pgsound-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that is truncated, corrupt or not ours; the message names the file."""
 
 
@@ -35,7 +36,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Read a checkpoint written by ``save_checkpoint``; anything else raises ``CheckpointError``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise MissingFileError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files

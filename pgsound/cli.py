@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from pgsound.errors import UserError
+
 # The order here is the order of ``pgsound --help``: the path of the data through the package.
 COMMAND_MODULES: tuple[str, ...] = (
     "pgsound.commands.info",
@@ -23,8 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-class CommandError(Exception):
-    """A user-facing error: printed as ``pgsound: error: ...`` with exit status 2, no traceback."""
+class CommandError(UserError):
+    """A mistake in a command's arguments: printed as ``pgsound COMMAND: error: ...``, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status = args.func(args)
-    except (CommandError, FileNotFoundError, ValueError) as error:
+    except UserError as error:  # the user's mistake: one line; anything else is a bug and keeps its traceback
         print(f"pgsound {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from pgsound.errors import UserError
 from pgsound.schedule import ScheduleConfig, check_range
 
 
@@ -53,12 +54,13 @@ def check_choices(instance: Any, prefix: str = "") -> None:
         for item in values:
             if item not in typing.get_args(hint):
                 choices = ", ".join(map(repr, typing.get_args(hint)))
-                raise ValueError(f"{prefix}{f.name} must be one of {choices}, got {item!r}")
+                raise UserError(f"{prefix}{f.name} must be one of {choices}, got {item!r}")
 
 
 def parse_yaml(text: str) -> Any:
     """Parse a preset, a saved config or an override value with :class:`YamlLoader`."""
     return yaml.load(text, Loader=YamlLoader)
+
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
@@ -181,12 +183,12 @@ class TrainConfig:
         for side in self.sample_grid:
             check_range("sample_grid", side, minimum=1)
         if self.metrics and not self.metrics_every_ticks:
-            raise ValueError(
+            raise UserError(
                 f"metrics {self.metrics} are never computed with metrics_every_ticks=0: set metrics_every_ticks "
                 f"to how often (in ticks) to compute them"
             )
         if self.cpu_bf16 and self.precision != "bf16":
-            raise ValueError(f"cpu_bf16=true needs precision 'bf16', got precision {self.precision!r}")
+            raise UserError(f"cpu_bf16=true needs precision 'bf16', got precision {self.precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dicts, lists and numbers (YAML-, JSON- and weights_only-safe)."""
@@ -218,10 +220,10 @@ def all_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-def _unknown_key_error(key: str) -> ValueError:
+def _unknown_key_error(key: str) -> UserError:
     close = difflib.get_close_matches(key, all_keys(), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see pgsound/config.py for the valid keys"
-    return ValueError(f"unknown config key {key!r}{hint}")
+    return UserError(f"unknown config key {key!r}{hint}")
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:
@@ -236,11 +238,11 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
                 return _convert(value, arg, key)
             except ValueError as error:
                 errors.append(str(error))
-        raise ValueError(errors[0])
+        raise UserError(errors[0])
     if origin is Literal:
         if isinstance(value, str) and value in args:
             return value
-        raise ValueError(f"{key} expects one of {', '.join(map(repr, args))}, got {value!r}")
+        raise UserError(f"{key} expects one of {', '.join(map(repr, args))}, got {value!r}")
     expected = origin or hint
     if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -251,19 +253,19 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     if expected in (tuple, list) and isinstance(value, (list, tuple)):
         item_hints = args if expected is tuple and Ellipsis not in args else [args[0] if args else Any] * len(value)
         if expected is tuple and len(item_hints) != len(value):
-            raise ValueError(f"{key} expects {len(item_hints)} values, got {list(value)!r}")
+            raise UserError(f"{key} expects {len(item_hints)} values, got {list(value)!r}")
         items = [v if h is Any else _convert(v, h, f"{key}[{i}]") for i, (v, h) in enumerate(zip(value, item_hints))]
         return tuple(items) if expected is tuple else items
     if expected is dict and isinstance(value, dict):
         key_hint, value_hint = args
         return {_convert(k, key_hint, f"{key} key"): _convert(v, value_hint, f"{key}[{k}]") for k, v in value.items()}
     name = getattr(expected, "__name__", str(expected))
-    raise ValueError(f"{key} expects {name}, got {value!r} ({type(value).__name__})")
+    raise UserError(f"{key} expects {name}, got {value!r} ({type(value).__name__})")
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     if not isinstance(data, dict):
-        raise ValueError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}")
+        raise UserError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -288,7 +290,7 @@ def load_preset(name: str) -> dict[str, Any]:
     if not path.exists():
         close = difflib.get_close_matches(name, preset_names(), n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(preset_names())}{hint}")
+        raise UserError(f"unknown preset {name!r}: expected one of {', '.join(preset_names())}{hint}")
     return parse_yaml(path.read_text()) or {}
 
 
@@ -297,14 +299,18 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     key, sep, raw = assignment.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ValueError(f"override {assignment!r} must look like key=value, e.g. schedule.total_kimg=100")
+        raise UserError(f"override {assignment!r} must look like key=value, e.g. schedule.total_kimg=100")
     if key not in all_keys():
         raise _unknown_key_error(key)
     node = data
     *parents, leaf = key.split(".")
     for part in parents:
         node = node.setdefault(part, {})
-    node[leaf] = parse_yaml(raw)
+    try:
+        node[leaf] = parse_yaml(raw)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UserError(f"override {assignment!r}: the value {raw!r} is not valid YAML ({problem})") from None
 
 
 def resolve_config(preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

@@ -1,4 +1,8 @@
-"""Evaluating a trained run: its generator's samples against real data at the same level (book: chapter 8)."""
+"""Evaluating a generator: its samples against real data at the same level and alpha (book: chapter 8).
+
+:func:`evaluate_generator` is the one evaluation path: the training loop calls it on Gs at the end of a tick,
+and :func:`evaluate_run` (``pgsound evaluate``) on a run's saved Gs.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,44 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from pgsound.datasets import LevelLoader, fade_reals, open_dataset
+from pgsound.errors import UserError
+from pgsound.generate import sample
+from pgsound.metrics import evaluate_metrics
+from pgsound.runs import DataSpec, load_generator
+
+
+def evaluate_generator(
+    generator: torch.nn.Module,
+    loader: LevelLoader,
+    level: int,
+    alpha: float,
+    n: int,
+    metrics: list[str] | None = None,
+    seed: int = 0,
+    conditional: bool = False,
+    held_out: bool = True,
+) -> tuple[dict[str, float], int]:
+    """Metrics of ``generator``'s samples against ``n`` reals at ``level``, faded by ``alpha`` as D sees them.
+
+    The fakes get the labels of the compared reals, so each class appears as often as in the data. With
+    ``held_out``, another ``n`` reals give SWD's floor (``swd_avg_real``) at the same count (SWD's bias shrinks
+    with the count, so a floor measured at another count would mislead); a dataset smaller than ``2 * n`` is
+    split in halves. Returns the metrics and the count used per side. The loader's sampler is not touched.
+    """
+    pool_size = 2 * n if held_out else n
+    pool = fade_reals(loader.peek(level, pool_size, seed=seed), alpha).cpu()
+    pool_labels = loader.peek_labels(pool_size, seed=seed) if conditional else None
+    per_side = min(n, len(pool) // 2) if held_out else len(pool)
+    reals = pool[:per_side]
+    held = pool[per_side : 2 * per_side] if held_out else None
+    labels = pool_labels[:per_side] if pool_labels is not None else None
+    latents = torch.randn(per_side, generator.latent_size, generator=torch.Generator().manual_seed(seed))
+    fakes = sample(generator, latents, level, alpha, labels)
+    values = evaluate_metrics(reals, fakes, metrics=metrics, seed=seed, metadata=loader.dataset.metadata,
+                              held_out_reals=held)
+    return values, per_side
 
 
 def evaluate_run(
@@ -16,37 +58,21 @@ def evaluate_run(
     seed: int = 0,
     device: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics of the run's Gs: ``n`` generated against ``n`` real images at the generator's level.
+    """Metrics of the run's Gs: ``n`` generated against ``n`` real images at the generator's level and alpha.
 
     Another ``n`` reals are held out for SWD's floor (``swd_avg_real``); with fewer than ``2 * n`` images in
     the dataset, ``n`` becomes half the dataset (the result's ``"n"`` says which) (book: chapter 8).
     """
-    from pgsound.datasets import LevelLoader, open_dataset
-    from pgsound.generate import sample
-    from pgsound.metrics import evaluate_metrics
-    from pgsound.runs import load_generator
-
     G, record = load_generator(run, device=device)
     data_path = data or record.data.path
     if not data_path:
-        raise ValueError("the checkpoint does not record its dataset path: pass --data")
+        raise UserError("the checkpoint does not record its dataset path: pass --data")
     dataset = open_dataset(data_path)
+    record.data.check_fits(DataSpec.of(dataset), record.checkpoint)
     phase = record.phase
-    device_used = next(G.parameters()).device
-    # Twice n reals: n to compare with the fakes and n held out, for SWD's floor at the same n (SWD has a bias
-    # that shrinks with n, so a floor measured at another n would mislead). A dataset smaller than 2n is split
-    # in halves and every metric uses that smaller n.
-    pool = LevelLoader(dataset, device_used, seed=seed).peek(phase.level, 2 * n).cpu()
-    per_side = min(n, len(pool) // 2)
-    reals, held_out = pool[:per_side], pool[per_side:2 * per_side]
-    rng = torch.Generator().manual_seed(seed)
-    latents = torch.randn(len(reals), G.latent_size, generator=rng)
-    labels = None
-    if record.config.conditional:
-        labels = torch.randint(record.data.num_labels, (len(reals),), generator=rng)
-    fakes = sample(G, latents, phase.level, phase.alpha, labels)
-    values = evaluate_metrics(reals, fakes, metrics=metrics, seed=seed, metadata=dataset.metadata,
-                              held_out_reals=held_out)
+    loader = LevelLoader(dataset, next(G.parameters()).device, base_shape=tuple(record.config.base_shape))
+    values, per_side = evaluate_generator(G, loader, phase.level, phase.alpha, n, metrics, seed,
+                                          conditional=record.config.conditional)
     checkpoint = record.checkpoint
     return {
         "checkpoint": str(checkpoint),
@@ -55,6 +81,7 @@ def evaluate_run(
         "kimg": record.images_shown / 1000,
         "level": phase.level,
         "alpha": phase.alpha,
-        "n": len(reals),
+        "n": per_side,
         "metrics": values,
     }
+

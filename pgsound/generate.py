@@ -9,6 +9,10 @@ from pathlib import Path
 
 import torch
 
+from pgsound.errors import UserError
+from pgsound.runs import load_generator
+from pgsound.samples import write_sample_set
+
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between latents ``a`` and ``b`` (each (L,)) at fractions ``t`` (T,) -> (T, L).
@@ -54,9 +58,6 @@ def generate_run(
     device: str | None = None,
 ) -> dict[str, list[Path]]:
     """Write ``n`` samples (grid, single PNGs, WAVs for spectrograms) and a latent interpolation; list the files."""
-    from pgsound.runs import load_generator
-    from pgsound.samples import write_sample_set
-
     G, record = load_generator(run, device=device, use_ema=use_ema)
     phase = record.phase
     data = record.data
@@ -85,10 +86,10 @@ def generate_run(
 def _labels(n: int, count: int, label: int | None, conditional: bool) -> torch.Tensor | None:
     if not conditional:
         if label is not None:
-            raise ValueError("--label needs a conditional run; this run was trained without labels")
+            raise UserError("--label needs a conditional run; this run was trained without labels")
         return None
     if label is not None and not 0 <= label < count:
-        raise ValueError(f"--label must be in 0..{count - 1} for this run, got {label}")
+        raise UserError(f"--label must be in 0..{count - 1} for this run, got {label}")
     return torch.full((n,), label) if label is not None else torch.arange(n) % count
 
 

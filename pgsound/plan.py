@@ -16,11 +16,12 @@ import math
 from dataclasses import dataclass
 
 from pgsound.config import TrainConfig
+from pgsound.errors import UserError
 from pgsound.networks import count_levels, num_features
 from pgsound.schedule import level_resolution, level_start_kimg
 
 
-class PlanError(ValueError):
+class PlanError(UserError):
     """A setting that cannot work for this data or process count; the message names the key and the fix."""
 
 

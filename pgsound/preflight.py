@@ -27,15 +27,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pgsound.config import TrainConfig
+from pgsound.errors import UserError
 from pgsound.networks import count_levels, num_features
 from pgsound.plan import check_run
 from pgsound.schedule import kimg_to_reach, level_resolution, level_start_kimg, phase_at
-from pgsound.trainer import Trainer, starts_new_stage
+from pgsound.trainer import TrainState, new_state, resume_state, starts_new_stage, train_step
 
 NARROW_DIVISOR = 32  # --widths narrow: every width divided by up to this
 
 
-class PreflightError(ValueError):
+class PreflightError(UserError):
     """A phase that fails; the message names the phase, the setting and the fix."""
 
 
@@ -332,61 +333,61 @@ def preflight(
     check_run(config, resolution, dataset.channels, dataset.num_labels, nproc)
     num_levels = count_levels(resolution, tuple(config.base_shape))
     if widths not in ("preset", "narrow"):
-        raise ValueError(f"widths must be 'preset' or 'narrow', got {widths!r}")
+        raise UserError(f"widths must be 'preset' or 'narrow', got {widths!r}")
     walk_config = narrow_config(config, num_levels) if widths == "narrow" else config
     walk_config = per_process_config(walk_config, nproc)
     check_run(walk_config, resolution, dataset.channels, dataset.num_labels, 1)
 
-    trainer = Trainer(walk_config, dataset, None, device=device, progress=False)
-    memory = PeakMemory(trainer.device)
-    report = PreflightReport(device=describe_device(trainer.device), memory_kind=memory.kind, widths=widths,
+    state = new_state(walk_config, dataset, device=device)
+    memory = PeakMemory(state.device)
+    report = PreflightReport(device=describe_device(state.device), memory_kind=memory.kind, widths=widths,
                              nproc=nproc)
     for window in schedule_windows(config, num_levels):
-        row = _walk_phase(trainer, config, window, nproc, memory)
+        row = _walk_phase(state, config, window, nproc, memory)
         report.rows.append(row)
         if on_row is not None:
             on_row(row)
-    del trainer
+    del state
     if check_resume:
         report.resume_exact, report.resume_checkpoint_bytes = _check_resume(walk_config, dataset, device, num_levels)
     report.wall_seconds = time.perf_counter() - started
     return report
 
 
-def _walk_phase(trainer: Trainer, config: TrainConfig, window: PhaseWindow, nproc: int,
+def _walk_phase(state: TrainState, config: TrainConfig, window: PhaseWindow, nproc: int,
                 memory: PeakMemory) -> PhaseRow:
     schedule = config.schedule
     middle = round(500 * (window.start_kimg + window.end_kimg))
-    global_phase = phase_at(middle, schedule, trainer.max_level, trainer.base_shape)
-    shape = level_resolution(window.level, trainer.base_shape)
+    base_shape = tuple(config.base_shape)
+    global_phase = phase_at(middle, schedule, state.max_level, base_shape)
+    shape = level_resolution(window.level, base_shape)
     name = f"{shape[0]}x{shape[1]} {window.kind}"
-    trainer.images_shown = middle
-    reset = config.optimizer.reset_on_growth and starts_new_stage(trainer.last_progress, trainer.progress_now())
-    for net in (trainer.G, trainer.D):
+    state.images_shown = middle
+    reset = config.optimizer.reset_on_growth and starts_new_stage(state.last_progress, state.progress())
+    for net in (state.G, state.D):
         net.zero_grad(set_to_none=True)
     flops = StepFlopCounter()
     try:
-        if trainer.on_cuda:
+        if state.device.type == "cuda":
             # A warm-up step (cuDNN picks its algorithms for these shapes) counts the FLOPs; the timed step then
             # runs without the counter, whose Python hook per operation would show in a GPU step's time.
             with flops:
-                trainer.step()
-            trainer.images_shown = middle
+                train_step(state)
+            state.images_shown = middle
             counter = contextlib.nullcontext()
         else:
             counter = flops  # on a CPU the hook per operation is noise beside the arithmetic
-        _synchronize(trainer.device)
+        _synchronize(state.device)
         memory.reset()
         start = time.perf_counter()
         with counter:
-            phase = trainer.step()
-        _synchronize(trainer.device)
+            phase, stats = train_step(state)
+        _synchronize(state.device)
         seconds = time.perf_counter() - start
         peak = memory.read()
-        losses = trainer._stats.tolist()
+        losses = stats.tolist()
     except (RuntimeError, ValueError) as error:
-        raise _phase_error(name, global_phase.batch_size, error, trainer.device) from error
-    trainer._stats.zero_()
+        raise _phase_error(name, global_phase.batch_size, error, state.device) from error
     if not all(math.isfinite(v) for v in losses):
         raise PreflightError(f"{name}: the step's losses are not finite ({losses}): the learning rate "
                              f"{phase.lr:g} or the loss settings diverge at once at this phase")
@@ -395,9 +396,9 @@ def _walk_phase(trainer: Trainer, config: TrainConfig, window: PhaseWindow, npro
     return PhaseRow(
         phase=name, level=window.level, kind=window.kind, minibatch=global_phase.batch_size,
         per_process=phase.batch_size, alpha=phase.alpha, lr=phase.lr, adam_reset=reset,
-        g_params=_used_parameters(trainer.G), d_params=_used_parameters(trainer.D),
+        g_params=_used_parameters(state.G), d_params=_used_parameters(state.D),
         gflop_per_image=flops.get_total_flops() / phase.batch_size / 1e9, step_seconds=seconds,
-        peak_memory_bytes=peak, checkpoint_bytes=state_bytes(trainer.state_dict()), kimg=window.kimg,
+        peak_memory_bytes=peak, checkpoint_bytes=state_bytes(state.state_dict()), kimg=window.kimg,
         hours=steps * seconds / 3600,
     )
 
@@ -424,16 +425,16 @@ def _resume_across(config: TrainConfig, dataset: Any, device: torch.device, num_
 
     batch = phase_at(boundary - 1, config.schedule, num_levels - 1, tuple(config.base_shape)).batch_size
     with tempfile.TemporaryDirectory(prefix="pgsound-preflight-") as folder:
-        straight = Trainer(config, dataset, None, device=device, progress=False)
+        straight = new_state(config, dataset, device=device)
         straight.images_shown = boundary - 2 * batch  # two steps before the boundary, then one past it
-        straight.step()
+        train_step(straight)
         path = save_checkpoint(straight.state_dict(), Path(folder) / "checkpoints" / "ckpt-preflight.pt")
         size = path.stat().st_size
-        straight.step()
-        straight.step()
-        resumed = Trainer.resume(path, dataset, run_dir=folder, device=device, progress=False)
-        resumed.step()
-        resumed.step()
+        train_step(straight)
+        train_step(straight)
+        resumed = resume_state(path, dataset, device=device)
+        train_step(resumed)
+        train_step(resumed)
         keep = ("G", "D", "Gs", "opt_g", "opt_d", "images_shown", "last_progress", "rng")
         a = {k: v for k, v in straight.state_dict().items() if k in keep}
         b = {k: v for k, v in resumed.state_dict().items() if k in keep}

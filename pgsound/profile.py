@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from typing import TypeVar
 
+from pgsound.errors import UserError
+
 PROFILES: tuple[str, ...] = ("smoke", "cpu", "gpu")
 DEFAULT_PROFILE = "cpu"
 ENV_VAR = "PGSOUND_PROFILE"
@@ -26,7 +28,7 @@ def current_profile() -> str:
     """
     value = os.environ.get(ENV_VAR, "").strip().lower() or DEFAULT_PROFILE
     if value not in PROFILES:
-        raise ValueError(
+        raise UserError(
             f"{ENV_VAR}={os.environ.get(ENV_VAR)!r} is not a profile; expected one of {', '.join(PROFILES)}"
         )
     return value
@@ -39,5 +41,5 @@ def pick(*, smoke: T, cpu: T, gpu: T, profile: str | None = None) -> T:
     """
     name = profile if profile is not None else current_profile()
     if name not in PROFILES:
-        raise ValueError(f"profile {name!r} is not one of {', '.join(PROFILES)}")
+        raise UserError(f"profile {name!r} is not one of {', '.join(PROFILES)}")
     return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[name]

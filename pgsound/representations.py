@@ -21,6 +21,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from pgsound.errors import UserError
 from pgsound.phase import frames_to_audio
 from pgsound.spectrogram import (
     SpectrogramConfig,
@@ -42,7 +43,7 @@ def channels_of(representation: str) -> int:
 
 def _check(representation: str) -> None:
     if representation not in REPRESENTATIONS:
-        raise ValueError(f"unknown representation {representation!r}; expected one of {REPRESENTATIONS}")
+        raise UserError(f"unknown representation {representation!r}; expected one of {REPRESENTATIONS}")
 
 
 def _bin_advance(config: SpectrogramConfig) -> torch.Tensor:
@@ -72,7 +73,7 @@ def mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
         basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, norm=None)
     sums = basis.sum(axis=1, keepdims=True)
     if np.any(sums <= 0):
-        raise ValueError(f"{n_mels} mel bands are too many for n_fft={n_fft} at {sample_rate} Hz: some bands hold "
+        raise UserError(f"{n_mels} mel bands are too many for n_fft={n_fft} at {sample_rate} Hz: some bands hold "
                          f"no FFT bin; use fewer bands or a larger n_fft")
     return (basis / sums).astype(np.float32)
 

@@ -16,6 +16,7 @@ import torch
 
 from pgsound.checkpoint import CheckpointError, load_checkpoint
 from pgsound.config import TrainConfig
+from pgsound.errors import MissingFileError, UserError
 from pgsound.schedule import Phase, phase_at
 
 
@@ -55,7 +56,7 @@ class DataSpec:
         """Refuse data of another shape than the run was trained on, naming the checkpoint."""
         for key in ("resolution", "channels", "num_labels"):
             if getattr(self, key) != getattr(other, key):
-                raise ValueError(f"{checkpoint} was trained on data with {key} {getattr(self, key)}, but this "
+                raise UserError(f"{checkpoint} was trained on data with {key} {getattr(self, key)}, but this "
                                  f"dataset has {getattr(other, key)}")
 
 
@@ -83,7 +84,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     folder = Path(run_dir) / "checkpoints"
     found = sorted(folder.glob("*.pt"), key=lambda p: (float(p.stem.split("-")[1][:-4]), p.name.startswith("ckpt")))
     if not found:
-        raise FileNotFoundError(f"no checkpoint in {folder}")
+        raise MissingFileError(f"no checkpoint in {folder}")
     return found[-1]
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from pgsound.errors import UserError
+
 
 @dataclass
 class ScheduleConfig:
@@ -63,7 +65,7 @@ def check_range(
         return
     low = "" if minimum is None else f"{'>=' if inclusive else '>'} {minimum}"
     high = "" if maximum is None else f"{'<=' if inclusive_max else '<'} {maximum}"
-    raise ValueError(f"{name} must be {' and '.join(part for part in (low, high) if part)}, got {value}")
+    raise UserError(f"{name} must be {' and '.join(part for part in (low, high) if part)}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def lod_progress(images_shown: int, config: ScheduleConfig, max_level: int) -> f
     """
     if config.fixed_level is not None:
         if not 0 <= config.fixed_level <= max_level:
-            raise ValueError(f"fixed_level {config.fixed_level} is outside the levels 0..{max_level}")
+            raise UserError(f"fixed_level {config.fixed_level} is outside the levels 0..{max_level}")
         return float(config.fixed_level)
     kimg = images_shown / 1000.0
     phase_kimg = config.lod_training_kimg + config.lod_transition_kimg

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from pgsound.audio_io import mono_samples
+from pgsound.errors import UserError
 
 FRAMINGS: tuple[str, ...] = ("consecutive", "crop")
 DROPPED_BINS: tuple[str, ...] = ("nyquist", "dc")
@@ -68,7 +69,7 @@ class SpectrogramConfig:
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:
-            raise ValueError(f"SpectrogramConfig: {message}")
+            raise UserError(f"SpectrogramConfig: {message}")
 
         for name in ("sample_rate", "n_fft", "hop_length", "n_bins", "n_frames"):
             value = getattr(self, name)
@@ -148,11 +149,11 @@ class SpectrogramConfig:
         values = dict(values)
         found = values.pop("format", CONFIG_FORMAT)
         if found != CONFIG_FORMAT:
-            raise ValueError(f"spectrogram settings have format {found!r}; this version reads {CONFIG_FORMAT!r}")
+            raise UserError(f"spectrogram settings have format {found!r}; this version reads {CONFIG_FORMAT!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown spectrogram settings {unknown}; known: {sorted(known)}")
+            raise UserError(f"unknown spectrogram settings {unknown}; known: {sorted(known)}")
         return cls(**values)
 
     @classmethod
@@ -172,7 +173,7 @@ _WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window, "blackma
 def window_function(name: str, length: int, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
     """The periodic analysis window (librosa's ``get_window(name, length, fftbins=True)``)."""
     if name not in _WINDOWS:
-        raise ValueError(f"unknown window {name!r}; expected one of {sorted(_WINDOWS)}")
+        raise UserError(f"unknown window {name!r}; expected one of {sorted(_WINDOWS)}")
     return _WINDOWS[name](length, periodic=True, device=device, dtype=dtype)
 
 
@@ -260,7 +261,7 @@ def split_audio(audio: np.ndarray | torch.Tensor, config: SpectrogramConfig) -> 
         pieces.append(np.pad(audio[count * length :], (0, length - rest)))
     if not pieces:
         need = length if config.framing == "crop" else int(np.ceil(config.min_last_fraction * length)) or 1
-        raise ValueError(
+        raise UserError(
             f"{audio.size} samples ({audio.size / config.sample_rate:.2f} s) are too short for one "
             f"{config.framing} piece: need at least {need} samples ({need / config.sample_rate:.2f} s)"
         )

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pgsound.errors import MissingFileError, UserError
 from pgsound.files import atomic_write
 from pgsound.spectrogram import SpectrogramConfig
 
@@ -88,10 +89,10 @@ def save_npy(path: str | os.PathLike, item: SpectrogramFile) -> Path:
 
 def _from_metadata(frames: np.ndarray, metadata: dict[str, Any], where: str) -> SpectrogramFile:
     if metadata.get("format") != PICTURE_FORMAT or "spectrogram" not in metadata:
-        raise ValueError(f"{where}: not pgsound spectrogram settings (format {metadata.get('format')!r})")
+        raise UserError(f"{where}: not pgsound spectrogram settings (format {metadata.get('format')!r})")
     config = SpectrogramConfig.from_dict(metadata["spectrogram"])
     if frames.shape[1:] != config.shape:
-        raise ValueError(f"{where}: pictures of shape {frames.shape[1:]} do not match the settings {config.shape}")
+        raise UserError(f"{where}: pictures of shape {frames.shape[1:]} do not match the settings {config.shape}")
     return SpectrogramFile(frames, config, metadata.get("samples"), metadata.get("source"))
 
 
@@ -103,22 +104,22 @@ def load_spectrogram(path: str | os.PathLike) -> SpectrogramFile:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise MissingFileError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         sidecar = path.with_suffix(".json")
         if not sidecar.is_file():
-            raise FileNotFoundError(f"{path}: its settings file {sidecar.name} is missing (written next to it)")
+            raise MissingFileError(f"{path}: its settings file {sidecar.name} is missing (written next to it)")
         try:
             frames = np.load(path, allow_pickle=False)
         except ValueError as error:
-            raise ValueError(f"{path}: not a readable .npy array ({error})") from None
+            raise UserError(f"{path}: not a readable .npy array ({error})") from None
         frames = frames[None] if frames.ndim == 2 else frames
         if frames.ndim != 3 or not np.issubdtype(frames.dtype, np.floating):
-            raise ValueError(f"{path}: expected float pictures (N, bins, frames), got {frames.dtype} {frames.shape}")
+            raise UserError(f"{path}: expected float pictures (N, bins, frames), got {frames.dtype} {frames.shape}")
         return _from_metadata(frames.astype(np.float32), json.loads(sidecar.read_text()), str(sidecar))
     if suffix != ".png":
-        raise ValueError(f"{path}: expected a .png or .npy spectrogram")
+        raise UserError(f"{path}: expected a .png or .npy spectrogram")
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -126,14 +127,14 @@ def load_spectrogram(path: str | os.PathLike) -> SpectrogramFile:
             text = image.text.get(PNG_KEY) if hasattr(image, "text") else None
             pixels = np.array(image)
     except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path}: not a readable PNG ({error})") from None
+        raise UserError(f"{path}: not a readable PNG ({error})") from None
     if text is None:
-        raise ValueError(f"{path}: this PNG has no pgsound settings; write it with `pgsound spectrogram`")
+        raise UserError(f"{path}: this PNG has no pgsound settings; write it with `pgsound spectrogram`")
     metadata = json.loads(text)
     config = SpectrogramConfig.from_dict(metadata["spectrogram"])
     count = int(metadata.get("pictures", 0))
     if pixels.dtype != np.uint16 or pixels.shape != (config.n_bins, count * config.n_frames):
-        raise ValueError(
+        raise UserError(
             f"{path}: expected a 16-bit picture of {config.n_bins}x{count * config.n_frames}, "
             f"got {pixels.dtype} {pixels.shape}"
         )

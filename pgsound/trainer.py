@@ -1,4 +1,4 @@
-"""The training loop: phases from images shown, D and G steps, EMA, ticks, checkpoints (book: chapter 7).
+"""The training loop: a state, a D step and a G step, and one ``train()`` that reads top to bottom (book: chapter 7).
 
 The loop is generic: it trains a progressive GAN on any prepared dataset and knows nothing about audio (the
 samples it writes go through ``pgsound.samples``, which does). Its shape follows stylegan2-ada-pytorch:
@@ -6,7 +6,11 @@ samples it writes go through ``pgsound.samples``, which does). Its shape follows
 - everything that changes over a run comes from ``phase_at(images_shown)``, so resuming is exact;
 - per step: one D step (WGAN-GP on faded reals and G's fakes), one G step with fresh latents, the EMA update;
 - statistics are summed on the device and read once per tick: no host synchronisation per step;
-- at the end of a tick: the log line, samples, a checkpoint (only of a finite state), optional metrics.
+- at the end of a tick, :func:`end_of_tick`: the log line, samples, metrics, a checkpoint (only of a finite
+  state).
+
+:class:`TrainState` holds what a run is (networks, optimizers, random streams, images shown) and is exactly
+what a checkpoint stores, with the config and the data spec; :class:`RunFolder` holds what a run writes.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import contextlib
 import math
 import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +28,18 @@ import torch
 
 from pgsound.checkpoint import load_checkpoint, save_checkpoint
 from pgsound.config import TrainConfig
+from pgsound.datasets import LevelLoader
+from pgsound.device import default_device
 from pgsound.distributed import ProcessGroup, average_gradients, average_tensor, split_batch
 from pgsound.ema import ema_beta_at, make_ema, update_ema
+from pgsound.evaluate import evaluate_generator
+from pgsound.generate import sample
+from pgsound.loss import discriminator_loss, generator_loss
 from pgsound.networks import Alpha
 from pgsound.plan import check_run
-from pgsound.runs import DataSpec, build_networks, checkpoint_path, load_into
+from pgsound.runlog import RunLog
+from pgsound.runs import DataSpec, build_networks, checkpoint_path, latest_checkpoint, load_into
+from pgsound.samples import write_sample_set
 from pgsound.schedule import Phase, level_resolution, level_start_kimg, lod_progress, phase_at
 
 STAT_NAMES = ("loss_d", "loss_g", "penalty", "drift", "score_real", "score_fake")
@@ -37,175 +49,62 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or Inf; the message names the last good checkpoint."""
 
 
-@dataclass
-class TickReport:
-    """What one tick did, as read from the device once at its end."""
+# ---------------------------------------------------------------------- the state
+@dataclass(eq=False)
+class TrainState:
+    """G, D, their EMA Gs, both optimizers, the random streams and the count of images shown.
 
-    tick: int
-    kimg: float
-    phase: Phase
-    stats: dict[str, float]
-    sec_per_kimg: float
-    peak_mem_gb: float | None
-    checkpoint: Path | None
-
-
-class Trainer:
-    """Owns G, D, Gs, the optimizers, the loader and the count of images shown.
-
-    ``Trainer(config, dataset, run_dir)`` starts a run; ``Trainer.resume(run_dir, dataset)`` continues one;
-    ``trainer.train()`` runs until ``schedule.total_kimg`` (or ``stop_kimg``) and returns the tick reports.
+    Build one with :func:`new_state` or :func:`resume_state`; ``state_dict()`` is the checkpoint.
     """
 
-    def __init__(
-        self,
-        config: TrainConfig,
-        dataset: Any,
-        run_dir: str | Path | None,
-        device: torch.device | str | None = None,
-        group: ProcessGroup | None = None,
-        progress: bool = True,
-    ) -> None:
-        from pgsound.datasets import LevelLoader
-        from pgsound.device import default_device
+    config: TrainConfig
+    data: DataSpec
+    G: torch.nn.Module
+    D: torch.nn.Module
+    Gs: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    loader: LevelLoader  # the reals, with the data-order and mirror streams
+    latent_rng: torch.Generator
+    penalty_rng: torch.Generator
+    group: ProcessGroup
+    images_shown: int = 0
+    tick: int = 0
+    # The continuous level of the previous step (NVIDIA's prev_lod): Adam resets when its floor or ceiling
+    # changes. -1 before the first step.
+    last_progress: float = -1.0
+    # What the steps call for G's and D's forward passes: the modules, or their torch.compile'd versions.
+    g_forward: Callable[..., torch.Tensor] = field(default=None, repr=False)  # type: ignore[assignment]
+    d_forward: Callable[..., torch.Tensor] = field(default=None, repr=False)  # type: ignore[assignment]
 
-        self.config = config
-        self.dataset = dataset
-        self.group = group or ProcessGroup()
-        self.device = torch.device(device) if device is not None else default_device()
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.progress = progress and self.group.is_main
-        self.on_cuda = self.device.type == "cuda"
-        # What arithmetic can tell (minibatch splits, widths, data shape) fails here, not hours into a run.
-        check_run(config, tuple(dataset.resolution), dataset.channels, dataset.num_labels, self.group.world_size)
+    @property
+    def device(self) -> torch.device:
+        return self.loader.device
 
-        # The networks' initial weights come from the config's seed, without touching the process's generator.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.G, self.D = build_networks(config, dataset)
-        self.G.to(self.device)
-        self.D.to(self.device)
-        if self.on_cuda and config.channels_last:
-            self.G.to(memory_format=torch.channels_last)
-            self.D.to(memory_format=torch.channels_last)
-        self.Gs = make_ema(self.G)
-        self.max_level = self.G.num_levels - 1
-        self.base_shape = tuple(config.base_shape)
+    @property
+    def max_level(self) -> int:
+        return self.G.num_levels - 1
 
-        adam = dict(betas=(config.optimizer.beta1, config.optimizer.beta2), eps=config.optimizer.eps)
-        if self.on_cuda:
-            adam["fused"] = True
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.schedule.lr_default, **adam)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.schedule.lr_default, **adam)
-
-        # Separate, explicit random streams make a resumed run draw exactly what the uninterrupted run drew.
-        rank_seed = config.seed + 1000 * self.group.rank
-        self.loader = LevelLoader(
-            dataset, self.device, seed=rank_seed, mirror=config.mirror_augment, base_shape=tuple(config.base_shape)
-        )
-        self.latent_rng = torch.Generator(device=self.device).manual_seed(rank_seed + 1)
-        self.penalty_rng = torch.Generator(device=self.device).manual_seed(rank_seed + 2)
-        fixed = torch.Generator().manual_seed(config.seed + 3)
-        rows, cols = config.sample_grid
-        self.fixed_latents = torch.randn(rows * cols, self.G.latent_size, generator=fixed).to(self.device)
-        self.fixed_labels = (
-            torch.arange(rows * cols, device=self.device) % dataset.num_labels if config.conditional else None
-        )
-
-        self.images_shown = 0
-        self.tick = 0
-        # The continuous level of the previous step (NVIDIA's prev_lod): Adam resets when its floor or ceiling
-        # changes. -1 before the first step.
-        self.last_progress = -1.0
-        self.last_checkpoint: Path | None = None
-        self._stats = torch.zeros(len(STAT_NAMES), device=self.device)
-        self._steps_in_tick = 0
-        self._stop_requested = False
-        self._d_step_fn, self._g_step_fn = self.D, self.G
-        if config.compile:
-            # The penalty's double backward stays eager; G and D forward passes are compiled.
-            self._g_step_fn = torch.compile(self.G)
-            self._d_step_fn = torch.compile(self.D)
-
-    # ------------------------------------------------------------------ the step
     def phase(self) -> Phase:
-        return phase_at(self.images_shown, self.config.schedule, self.max_level, self.base_shape)
+        """The level, alpha, minibatch and learning rate after the images shown so far."""
+        return phase_at(self.images_shown, self.config.schedule, self.max_level, tuple(self.config.base_shape))
 
-    def progress_now(self) -> float:
+    def progress(self) -> float:
         """The continuous level after the images shown so far (2.25: level 3 faded in by a quarter)."""
         return lod_progress(self.images_shown, self.config.schedule, self.max_level)
 
-    def _autocast(self):
-        if self.config.precision == "bf16" and (self.on_cuda or self.config.cpu_bf16):
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _latents(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.G.latent_size, device=self.device, generator=self.latent_rng)
-
-    def _labels(self, n: int) -> torch.Tensor | None:
-        if not self.config.conditional:
-            return None
-        # Labels of random real images, as NVIDIA's get_random_labels_tf: G sees each class as often as D does
-        # (uniform labels over-ask rare classes, and D's label term then fights the data).
-        index = torch.randint(len(self.loader.labels), (n,), device=self.device, generator=self.latent_rng)
-        return self.loader.labels[index]
-
-    def step(self) -> Phase:
-        """One D step, one G step and the EMA at the current phase; returns that phase."""
-        phase = self.phase()
-        progress = self.progress_now()
-        if self.config.optimizer.reset_on_growth and starts_new_stage(self.last_progress, progress):
-            self.opt_g.state.clear()
-            self.opt_d.state.clear()
-        self.last_progress = progress
-        for opt in (self.opt_g, self.opt_d):
-            for group in opt.param_groups:
-                group["lr"] = phase.lr
-        batch = split_batch(phase.batch_size, self.group)
-        level = phase.level
-        # During a fade-in alpha goes to the networks as a tensor: a compiled G and D then see one graph for
-        # the whole fade, not one per value. The loader's fade is eager and takes the float.
-        alpha = torch.full((), phase.alpha, device=self.device) if phase.fading else 1.0
-        loss_d, d_stats = d_step(self, level, alpha, phase.alpha, batch)
-        loss_g = g_step(self, level, alpha, batch)
-        rampup_images = self.images_shown
-        if self.config.ema_rampup_from == "level":
-            rampup_images -= round(1000 * level_start_kimg(level, self.config.schedule))
-        beta = ema_beta_at(self.config.ema_beta, phase.batch_size, rampup_images, self.config.ema_rampup)
-        update_ema(self.Gs, self.G, beta)
-
-        self._stats += torch.stack(
-            [loss_d.detach(), loss_g.detach()] + [d_stats[name].detach() for name in STAT_NAMES[2:]]
-        ).float()
-        self._steps_in_tick += 1
-        self.images_shown += phase.batch_size
-        return phase
-
-    # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """Everything a resume needs, as plain tensors, numbers and dicts."""
-        state = {
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "Gs": self.Gs.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "images_shown": self.images_shown,
-            "tick": self.tick,
-            "last_progress": self.last_progress,
-            "rng": {
-                "latent": self.latent_rng.get_state(),
-                "penalty": self.penalty_rng.get_state(),
-                "loader": self.loader.state_dict(),
-                "torch": torch.get_rng_state(),
-            },
-            "config": self.config.to_dict(),
-            "data": DataSpec.of(self.dataset).to_dict(),
+        rng = {"latent": self.latent_rng.get_state(), "penalty": self.penalty_rng.get_state(),
+               "loader": self.loader.state_dict(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "G": self.G.state_dict(), "D": self.D.state_dict(), "Gs": self.Gs.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "images_shown": self.images_shown, "tick": self.tick, "last_progress": self.last_progress,
+            "rng": rng, "config": self.config.to_dict(), "data": self.data.to_dict(),
         }
-        if self.on_cuda:
-            state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
-        return state
 
     def load_state_dict(self, state: dict[str, Any], path: Path | None = None) -> None:
         """Take over a checkpoint's state; ``path`` names the file in the error when the networks do not fit."""
@@ -217,220 +116,91 @@ class Trainer:
         self.tick = int(state["tick"])
         self.last_progress = float(state["last_progress"])
         rng = state["rng"]
-        self.latent_rng.set_state(rng["latent"].cpu() if self.on_cuda else rng["latent"])
-        self.penalty_rng.set_state(rng["penalty"].cpu() if self.on_cuda else rng["penalty"])
+        self.latent_rng.set_state(rng["latent"].cpu())
+        self.penalty_rng.set_state(rng["penalty"].cpu())
         self.loader.load_state_dict(rng["loader"])
         torch.set_rng_state(rng["torch"].cpu())
-        if self.on_cuda and "cuda" in rng:
+        if self.device.type == "cuda" and "cuda" in rng:
             torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
 
-    def save(self, milestone: bool = False) -> Path:
-        """Write a checkpoint of the current state; keep the last few plus milestones."""
-        assert self.run_dir is not None
-        folder = self.run_dir / "checkpoints"
-        # Images shown to the image, so that short runs never write two checkpoints under one name.
-        name = f"{'milestone' if milestone else 'ckpt'}-{self.images_shown / 1000:010.3f}kimg.pt"
-        path = save_checkpoint(self.state_dict(), folder / name)
-        for old in sorted(folder.glob("ckpt-*.pt"))[: -self.config.keep_checkpoints]:
-            old.unlink()
-        self.last_checkpoint = path
-        return path
 
-    @classmethod
-    def resume(
-        cls,
-        checkpoint: str | Path,
-        dataset: Any,
-        run_dir: str | Path | None = None,
-        device: torch.device | str | None = None,
-        group: ProcessGroup | None = None,
-        progress: bool = True,
-    ) -> Trainer:
-        """Continue from a checkpoint file, or from the newest checkpoint of a run folder."""
-        path = checkpoint_path(checkpoint)
-        state = load_checkpoint(path)
-        config = TrainConfig.from_dict(state["config"])
-        DataSpec.from_dict(state["data"]).check_fits(DataSpec.of(dataset), path)
-        if run_dir is None:
-            run_dir = path.parent.parent
-        trainer = cls(config, dataset, run_dir, device=device, group=group, progress=progress)
-        trainer.load_state_dict(state, path)
-        trainer.last_checkpoint = path
-        return trainer
+def new_state(
+    config: TrainConfig, dataset: Any, device: torch.device | str | None = None, group: ProcessGroup | None = None
+) -> TrainState:
+    """A fresh run's state: networks initialised from the config's seed, Adam, seeded random streams.
 
-    # ------------------------------------------------------------------ the loop
-    def train(self, stop_kimg: float | None = None, max_steps: int | None = None) -> list[TickReport]:
-        """Train until ``schedule.total_kimg`` (or ``stop_kimg``, or ``max_steps`` steps); Ctrl-C saves and stops.
-
-        (book: chapter 7, The training loop)
-        """
-        total_kimg = self.config.schedule.total_kimg if stop_kimg is None else stop_kimg
-        total_images = int(round(total_kimg * 1000))
-        reports: list[TickReport] = []
-        steps = 0
-        tick_images, tick_time = self.images_shown, time.perf_counter()
-        if self.on_cuda:
-            torch.cuda.reset_peak_memory_stats(self.device)
-        bar = self._progress_bar(total_kimg)
-        if self.run_dir is not None and self.group.is_main and self.images_shown == 0:
-            self.write_reals()
-        with self._stop_on_signals():
-            while self.images_shown < total_images and not self._stop_requested:
-                phase = self.step()
-                steps += 1
-                stop_now = max_steps is not None and steps >= max_steps
-                tick_done = self.images_shown - tick_images >= phase.tick_kimg * 1000
-                last = stop_now or self._stop_requested or self.images_shown >= total_images
-                if tick_done or last:
-                    elapsed = time.perf_counter() - tick_time
-                    report = self._end_tick(phase, elapsed, self.images_shown - tick_images, final=last)
-                    reports.append(report)
-                    if bar is not None:
-                        bar.update(report.kimg - bar.n)
-                        bar.set_postfix_str(
-                            f"level {phase.level} ({phase.resolution}px) alpha {phase.alpha:.2f} "
-                            f"{report.sec_per_kimg:.1f} s/kimg"
-                        )
-                    tick_images, tick_time = self.images_shown, time.perf_counter()
-                if stop_now:
-                    break
-        if bar is not None:
-            bar.close()
-        if self._stop_requested and self.group.is_main:
-            where = f"; checkpoint {self.last_checkpoint}" if self.last_checkpoint else ""
-            print(f"stopped by a signal at {self.images_shown / 1000:.1f} kimg{where}")
-        return reports
-
-    def _end_tick(self, phase: Phase, elapsed: float, images: int, final: bool) -> TickReport:
-        # The one read from the device per tick.
-        means = average_tensor(self._stats / max(self._steps_in_tick, 1), self.group).tolist()
-        stats = dict(zip(STAT_NAMES, means))
-        self._stats.zero_()
-        self._steps_in_tick = 0
-        self.tick += 1
-        kimg = self.images_shown / 1000.0
-        if not all(math.isfinite(v) for v in means):
-            bad = ", ".join(f"{k}={v}" for k, v in stats.items() if not math.isfinite(v))
-            good = self.last_checkpoint or "none written yet"
-            raise TrainingDiverged(
-                f"training diverged at {kimg:.3f} kimg (level {phase.level}, alpha {phase.alpha:.3f}): {bad}. "
-                f"Nothing was saved from this tick; the last good checkpoint is {good}."
-            )
-        peak = torch.cuda.max_memory_allocated(self.device) / 2**30 if self.on_cuda else None
-        sec_per_kimg = elapsed / max(images / 1000.0, 1e-9)
-        checkpoint = None
-        if self.group.is_main and self.run_dir is not None:
-            from pgsound.runlog import RunLog
-
-            if not hasattr(self, "_log"):
-                self._log = RunLog(self.run_dir)
-            record = {
-                "tick": self.tick, "kimg": kimg, "level": phase.level,
-                "resolution": "x".join(map(str, level_resolution(phase.level, self.base_shape))),
-                "alpha": phase.alpha,
-                "batch": phase.batch_size, "lr": phase.lr, **stats, "sec_per_kimg": sec_per_kimg,
-                "peak_mem_gb": peak, "time": time.time(),
-            }
-            if self.config.metrics and self.config.metrics_every_ticks and (
-                self.tick % self.config.metrics_every_ticks == 0 or final
-            ):
-                record.update(self.evaluate(self.config.metrics, self.config.metrics_images))
-            line = self._log.tick(record)
-            if not self.progress:
-                print(line, flush=True)
-            if final or self.tick % self.config.samples_every_ticks == 0:
-                self.write_samples()
-            milestone_images = int(self.config.milestone_every_kimg * 1000)
-            crossed = milestone_images > 0 and (self.images_shown // milestone_images) > (
-                (self.images_shown - images) // milestone_images
-            )
-            if final or crossed or self.tick % self.config.checkpoint_every_ticks == 0:
-                checkpoint = self.save(milestone=crossed)
-        return TickReport(self.tick, kimg, phase, stats, sec_per_kimg, peak, checkpoint)
-
-    def _progress_bar(self, total_kimg: float):
-        if not self.progress:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(
-            total=round(total_kimg, 3), initial=round(self.images_shown / 1000, 3), unit="kimg",
-            bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]",
-        )
-
-    @contextlib.contextmanager
-    def _stop_on_signals(self):
-        """SIGINT and SIGTERM finish the current step, write a checkpoint and return cleanly."""
-
-        def request_stop(signum, frame):
-            self._stop_requested = True
-
-        previous = {}
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, request_stop)
-        except ValueError:  # not the main thread: leave signals alone
-            previous = {}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    # ------------------------------------------------------------------ samples and metrics
-    @torch.no_grad()
-    def generate(
-        self, latents: torch.Tensor, labels: torch.Tensor | None = None, use_ema: bool = True
-    ) -> torch.Tensor:
-        """Images from Gs (or raw G) at the current level and alpha, in [-1, 1] (values may overshoot)."""
-        phase = self.phase()
-        net = self.Gs if use_ema else self.G
-        return net(latents.to(self.device), phase.level, phase.alpha, labels).float()
-
-    def write_samples(self) -> Path | None:
-        """Grid PNG of Gs on the fixed latents (and WAV files for spectrogram data) under ``samples/``."""
-        if self.run_dir is None:
-            return None
-        from pgsound.samples import write_sample_set
-
-        images = self.generate(self.fixed_latents, self.fixed_labels)
-        return write_sample_set(
-            images, self.run_dir / "samples", f"fakes{self.images_shown // 1000:06d}", self.dataset,
-            grid=self.config.sample_grid, n_iter=self.config.sample_audio_iters,
-        )
-
-    def write_reals(self) -> Path | None:
-        if self.run_dir is None:
-            return None
-        from pgsound.samples import write_sample_set
-
-        rows, cols = self.config.sample_grid
-        reals = self.loader.peek(self.max_level, rows * cols)
-        return write_sample_set(reals, self.run_dir / "samples", "reals", self.dataset, grid=self.config.sample_grid)
-
-    def evaluate(self, metrics: list[str], n_images: int) -> dict[str, float]:
-        """Chosen metrics of Gs against the dataset at the current level (see ``pgsound.metrics``)."""
-        from pgsound.datasets import fade_reals
-        from pgsound.metrics import evaluate_metrics
-
-        phase = self.phase()
-        # Reals as D sees them now: faded with the networks' alpha. Fakes get the labels of those reals, so
-        # the classes appear as often as in the data (as in training).
-        reals = fade_reals(self.loader.peek(phase.level, n_images), phase.alpha)
-        labels = self.loader.peek_labels(n_images) if self.config.conditional else None
-        generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 7)
-        fakes = []
-        for start in range(0, len(reals), 64):
-            n = min(64, len(reals) - start)
-            z = torch.randn(n, self.G.latent_size, device=self.device, generator=generator)
-            batch_labels = labels[start : start + n] if labels is not None else None
-            fakes.append(self.generate(z, batch_labels).clamp(-1, 1).cpu())
-        return evaluate_metrics(reals.cpu(), torch.cat(fakes), metrics=metrics, seed=self.config.seed)
+    What arithmetic can tell (minibatch splits, widths, data shape) fails here, not hours into a run.
+    """
+    group = group or ProcessGroup()
+    device = torch.device(device) if device is not None else default_device()
+    check_run(config, tuple(dataset.resolution), dataset.channels, dataset.num_labels, group.world_size)
+    # The initial weights come from the config's seed, without touching the process's generator.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        G, D = build_networks(config, dataset)
+    G.to(device)
+    D.to(device)
+    if device.type == "cuda" and config.channels_last:
+        G.to(memory_format=torch.channels_last)
+        D.to(memory_format=torch.channels_last)
+    adam = dict(lr=config.schedule.lr_default, betas=(config.optimizer.beta1, config.optimizer.beta2),
+                eps=config.optimizer.eps, fused=device.type == "cuda" or None)
+    # Separate, explicit random streams make a resumed run draw exactly what the uninterrupted run drew.
+    rank_seed = config.seed + 1000 * group.rank
+    loader = LevelLoader(dataset, device, seed=rank_seed, mirror=config.mirror_augment,
+                         base_shape=tuple(config.base_shape))
+    return TrainState(
+        config=config, data=DataSpec.of(dataset), G=G, D=D, Gs=make_ema(G),
+        opt_g=torch.optim.Adam(G.parameters(), **adam), opt_d=torch.optim.Adam(D.parameters(), **adam),
+        loader=loader, group=group,
+        latent_rng=torch.Generator(device=device).manual_seed(rank_seed + 1),
+        penalty_rng=torch.Generator(device=device).manual_seed(rank_seed + 2),
+        # The penalty's double backward stays eager; G's and D's forward passes are compiled.
+        g_forward=torch.compile(G) if config.compile else G,
+        d_forward=torch.compile(D) if config.compile else D,
+    )
 
 
-# ---------------------------------------------------------------------- helpers around the Trainer
+def resume_state(
+    checkpoint: str | Path, dataset: Any, device: torch.device | str | None = None,
+    group: ProcessGroup | None = None,
+) -> TrainState:
+    """The state saved in a checkpoint file, or in the newest checkpoint of a run folder, on ``dataset``."""
+    path = checkpoint_path(checkpoint)
+    saved = load_checkpoint(path)
+    DataSpec.from_dict(saved["data"]).check_fits(DataSpec.of(dataset), path)
+    state = new_state(TrainConfig.from_dict(saved["config"]), dataset, device, group)
+    state.load_state_dict(saved, path)
+    return state
+
+
+# ---------------------------------------------------------------------- one step
+def autocast(state: TrainState) -> contextlib.AbstractContextManager:
+    """bf16 autocast when the config asks for it (on the CPU only with ``cpu_bf16``), else nothing."""
+    config, device = state.config, state.device
+    if config.precision == "bf16" and (device.type == "cuda" or config.cpu_bf16):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def draw_latents(state: TrainState, n: int) -> torch.Tensor:
+    return torch.randn(n, state.G.latent_size, device=state.device, generator=state.latent_rng)
+
+
+def draw_labels(state: TrainState, n: int) -> torch.Tensor | None:
+    """Labels of random real images for G's fakes (None unless conditional).
+
+    As NVIDIA's ``get_random_labels_tf``: G sees each class as often as D does (uniform labels over-ask rare
+    classes, and D's label term then fights the data).
+    """
+    if not state.config.conditional:
+        return None
+    labels = state.loader.labels
+    return labels[torch.randint(len(labels), (n,), device=state.device, generator=state.latent_rng)]
+
+
 def d_step(
-    state: Trainer, level: int, alpha: Alpha, fade_alpha: float, batch: int
+    state: TrainState, level: int, alpha: Alpha, fade_alpha: float, batch: int
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One optimizer step of D: WGAN-GP on a batch of faded reals and a batch of G's fakes.
 
@@ -438,19 +208,17 @@ def d_step(
     loader, which fades the reals as the networks fade their paths. Returns D's loss and its parts.
     (book: chapter 7, "One D step, one G step")
     """
-    from pgsound.loss import discriminator_loss
-
     if state.config.conditional:
         reals, real_labels = state.loader.batch(level, batch, fade_alpha, with_labels=True)
     else:
         reals, real_labels = state.loader.batch(level, batch, fade_alpha), None
-    fake_labels = state._labels(batch)
-    with torch.no_grad(), state._autocast():  # fakes without a graph back into G
-        fakes = state._g_step_fn(state._latents(batch), level, alpha, fake_labels)
+    fake_labels = draw_labels(state, batch)
+    with torch.no_grad(), autocast(state):  # fakes without a graph back into G
+        fakes = state.g_forward(draw_latents(state, batch), level, alpha, fake_labels)
     state.D.requires_grad_(True)
-    with state._autocast():
+    with autocast(state):
         loss_d, parts = discriminator_loss(
-            state._d_step_fn, reals, fakes.float(), level, alpha, state.config.loss,
+            state.d_forward, reals, fakes.float(), level, alpha, state.config.loss,
             real_labels=real_labels, fake_labels=fake_labels, generator=state.penalty_rng,
             penalty_net=state.D,  # eager: compiled graphs have no double backward
         )
@@ -461,18 +229,16 @@ def d_step(
     return loss_d, parts
 
 
-def g_step(state: Trainer, level: int, alpha: Alpha, batch: int) -> torch.Tensor:
+def g_step(state: TrainState, level: int, alpha: Alpha, batch: int) -> torch.Tensor:
     """One optimizer step of G on fresh latents, through a D whose weights are frozen; returns G's loss.
 
     (book: chapter 7, "One D step, one G step")
     """
-    from pgsound.loss import generator_loss
-
     state.D.requires_grad_(False)  # the gradient flows through D to G; none is stored for D's weights
-    fake_labels = state._labels(batch)
-    with state._autocast():
-        fakes = state._g_step_fn(state._latents(batch), level, alpha, fake_labels)
-        loss_g = generator_loss(state._d_step_fn, fakes, level, alpha, state.config.loss, fake_labels=fake_labels)
+    fake_labels = draw_labels(state, batch)
+    with autocast(state):
+        fakes = state.g_forward(draw_latents(state, batch), level, alpha, fake_labels)
+        loss_g = generator_loss(state.d_forward, fakes, level, alpha, state.config.loss, fake_labels=fake_labels)
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     average_gradients(state.G, state.group)
@@ -487,3 +253,258 @@ def starts_new_stage(previous: float, current: float) -> bool:
     when they appear, and again when the old path is gone. (book: chapter 7, The training loop)
     """
     return math.floor(previous) != math.floor(current) or math.ceil(previous) != math.ceil(current)
+
+
+def train_step(state: TrainState) -> tuple[Phase, torch.Tensor]:
+    """One D step, one G step and the EMA at the current phase.
+
+    Returns the phase and the step's statistics (:data:`STAT_NAMES`) as one tensor on the device, unread.
+    (book: chapter 7, The training loop)
+    """
+    config = state.config
+    phase = state.phase()
+    progress = state.progress()
+    if config.optimizer.reset_on_growth and starts_new_stage(state.last_progress, progress):
+        state.opt_g.state.clear()
+        state.opt_d.state.clear()
+    state.last_progress = progress
+    for opt in (state.opt_g, state.opt_d):
+        for group in opt.param_groups:
+            group["lr"] = phase.lr
+    batch = split_batch(phase.batch_size, state.group)
+    # During a fade-in alpha goes to the networks as a tensor: a compiled G and D then see one graph for the
+    # whole fade, not one per value. The loader's fade is eager and takes the float.
+    alpha = torch.full((), phase.alpha, device=state.device) if phase.fading else 1.0
+    loss_d, parts = d_step(state, phase.level, alpha, phase.alpha, batch)
+    loss_g = g_step(state, phase.level, alpha, batch)
+    rampup_images = state.images_shown
+    if config.ema_rampup_from == "level":
+        rampup_images -= round(1000 * level_start_kimg(phase.level, config.schedule))
+    update_ema(state.Gs, state.G, ema_beta_at(config.ema_beta, phase.batch_size, rampup_images, config.ema_rampup))
+    state.images_shown += phase.batch_size
+    stats = [loss_d, loss_g] + [parts[name] for name in STAT_NAMES[2:]]
+    return phase, torch.stack([s.detach().float() for s in stats])
+
+
+# ---------------------------------------------------------------------- the loop
+@dataclass
+class TickReport:
+    """What one tick did, as read from the device once at its end."""
+
+    tick: int
+    kimg: float
+    phase: Phase
+    stats: dict[str, float]
+    sec_per_kimg: float
+    peak_mem_gb: float | None
+    checkpoint: Path | None
+
+
+@dataclass
+class RunFolder:
+    """What a run writes besides its state: the log, the samples of fixed latents, the checkpoints."""
+
+    path: Path
+    log: RunLog
+    fixed_latents: torch.Tensor
+    fixed_labels: torch.Tensor | None
+    last_checkpoint: Path | None = None
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the state it ended in, its ticks, the last checkpoint, why it stopped."""
+
+    state: TrainState
+    ticks: list[TickReport]
+    checkpoint: Path | None
+    stopped_by_signal: bool
+
+
+def train(
+    config: TrainConfig,
+    dataset: Any,
+    run_dir: str | Path | None = None,
+    *,
+    state: TrainState | None = None,
+    stop_kimg: float | None = None,
+    max_steps: int | None = None,
+    device: torch.device | str | None = None,
+    group: ProcessGroup | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train until ``schedule.total_kimg`` (or ``stop_kimg`` in all, or ``max_steps`` steps more).
+
+    ``state``: continue this state (from :func:`new_state` or :func:`resume_state`) instead of a fresh one;
+    the caller's object is trained in place. ``run_dir``: where the log, samples and checkpoints go (None:
+    nowhere, for experiments in memory). SIGINT and SIGTERM finish the step, end the tick (checkpoint
+    included) and return. (book: chapter 7, The training loop)
+    """
+    # Set up: the state, the run folder, the stop conditions.
+    if state is None:
+        state = new_state(config, dataset, device, group)
+    elif state.config != config or state.loader.dataset is not dataset:
+        raise ValueError("train(state=...) continues a state with its own config and dataset: pass those")
+    main = state.group.is_main
+    run = open_run_folder(state, run_dir) if run_dir is not None and main else None
+    total_kimg = config.schedule.total_kimg if stop_kimg is None else stop_kimg
+    total_images = round(total_kimg * 1000)
+    bar = progress_bar(total_kimg, state.images_shown) if progress and main else None
+    ticks: list[TickReport] = []
+    stats = torch.zeros(len(STAT_NAMES), device=state.device)
+    steps = steps_in_tick = 0
+    tick_images, tick_start = state.images_shown, time.perf_counter()
+    if state.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(state.device)
+
+    # The loop: a step per minibatch; a tick's end every tick_kimg, and at the end of the run.
+    log_closing = contextlib.closing(run.log) if run else contextlib.nullcontext()
+    with stop_on_signals() as stop, log_closing:
+        while state.images_shown < total_images and not stop.requested:
+            phase, step_stats = train_step(state)
+            stats += step_stats
+            steps += 1
+            steps_in_tick += 1
+            out_of_steps = max_steps is not None and steps >= max_steps
+            final = out_of_steps or stop.requested or state.images_shown >= total_images
+            if final or state.images_shown - tick_images >= phase.tick_kimg * 1000:
+                seconds = time.perf_counter() - tick_start
+                report = end_of_tick(state, run, phase, stats / steps_in_tick, seconds,
+                                     state.images_shown - tick_images, final=final, echo=bar is None)
+                ticks.append(report)
+                if bar is not None:
+                    bar.update(report.kimg - bar.n)
+                    bar.set_postfix_str(f"level {phase.level} ({phase.resolution}px) alpha {phase.alpha:.2f} "
+                                        f"{report.sec_per_kimg:.1f} s/kimg")
+                stats.zero_()
+                steps_in_tick = 0
+                tick_images, tick_start = state.images_shown, time.perf_counter()
+            if out_of_steps:
+                break
+    if bar is not None:
+        bar.close()
+    checkpoint = run.last_checkpoint if run else None
+    if stop.requested and main:
+        print(f"stopped by a signal at {state.images_shown / 1000:.1f} kimg"
+              + (f"; checkpoint {checkpoint}" if checkpoint else ""))
+    return TrainResult(state, ticks, checkpoint, stop.requested)
+
+
+def end_of_tick(
+    state: TrainState, run: RunFolder | None, phase: Phase, mean_stats: torch.Tensor, seconds: float,
+    images: int, final: bool, echo: bool = True,
+) -> TickReport:
+    """The tick's one read from the device; then the divergence check, the log line, metrics, samples and a
+    checkpoint, each at its interval (all at the end of the run). ``echo`` prints the tick line."""
+    config = state.config
+    stats = dict(zip(STAT_NAMES, average_tensor(mean_stats, state.group).tolist()))
+    state.tick += 1
+    kimg = state.images_shown / 1000
+    if not all(math.isfinite(v) for v in stats.values()):
+        bad = ", ".join(f"{k}={v}" for k, v in stats.items() if not math.isfinite(v))
+        good = (run.last_checkpoint if run else None) or "none written yet"
+        raise TrainingDiverged(
+            f"training diverged at {kimg:.3f} kimg (level {phase.level}, alpha {phase.alpha:.3f}): {bad}. "
+            f"Nothing was saved from this tick; the last good checkpoint is {good}."
+        )
+    on_cuda = state.device.type == "cuda"
+    peak = torch.cuda.max_memory_allocated(state.device) / 2**30 if on_cuda else None
+    report = TickReport(state.tick, kimg, phase, stats, seconds / max(images / 1000, 1e-9), peak, None)
+    if run is None:
+        return report
+    record = {
+        "tick": state.tick, "kimg": kimg, "level": phase.level,
+        "resolution": "x".join(map(str, level_resolution(phase.level, tuple(config.base_shape)))),
+        "alpha": phase.alpha, "batch": phase.batch_size, "lr": phase.lr, **stats,
+        "sec_per_kimg": report.sec_per_kimg, "peak_mem_gb": peak, "time": time.time(),
+    }
+    every = config.metrics_every_ticks
+    if config.metrics and every and (state.tick % every == 0 or final):
+        values, _ = evaluate_generator(state.Gs, state.loader, phase.level, phase.alpha, config.metrics_images,
+                                       config.metrics, seed=config.seed, conditional=config.conditional,
+                                       held_out=False)
+        record.update(values)
+    line = run.log.tick(record)
+    if echo:
+        print(line, flush=True)
+    if final or state.tick % config.samples_every_ticks == 0:
+        write_fakes(state, run)
+    milestone_images = round(config.milestone_every_kimg * 1000)
+    crossed = milestone_images > 0 and (
+        state.images_shown // milestone_images > (state.images_shown - images) // milestone_images)
+    if final or crossed or state.tick % config.checkpoint_every_ticks == 0:
+        report.checkpoint = run.last_checkpoint = save_state(state, run.path, milestone=crossed)
+    return report
+
+
+# ---------------------------------------------------------------------- what a run writes
+def open_run_folder(state: TrainState, path: str | Path) -> RunFolder:
+    """The run folder's log and fixed sample latents; a fresh run also writes its reals' grid."""
+    path = Path(path)
+    config = state.config
+    rows, cols = config.sample_grid
+    fixed = torch.randn(rows * cols, state.G.latent_size, generator=torch.Generator().manual_seed(config.seed + 3))
+    labels = torch.arange(rows * cols) % state.data.num_labels if config.conditional else None
+    try:
+        last = latest_checkpoint(path)
+    except FileNotFoundError:
+        last = None
+    run = RunFolder(path, RunLog(path), fixed, labels, last)
+    if state.images_shown == 0:
+        reals = state.loader.peek(state.max_level, rows * cols)
+        write_sample_set(reals, path / "samples", "reals", state.data, grid=config.sample_grid)
+    return run
+
+
+def write_fakes(state: TrainState, run: RunFolder) -> list[Path]:
+    """Grid PNG of Gs on the fixed latents (and WAV files for spectrogram data) under ``samples/``."""
+    phase = state.phase()
+    images = sample(state.Gs, run.fixed_latents, phase.level, phase.alpha, run.fixed_labels)
+    return write_sample_set(images, run.path / "samples", f"fakes{state.images_shown // 1000:06d}", state.data,
+                            grid=state.config.sample_grid, n_iter=state.config.sample_audio_iters)
+
+
+def save_state(state: TrainState, run_dir: Path, milestone: bool = False) -> Path:
+    """Write a checkpoint of the state under ``run_dir/checkpoints``; keep the last few plus milestones."""
+    folder = run_dir / "checkpoints"
+    # Images shown to the image, so that short runs never write two checkpoints under one name.
+    name = f"{'milestone' if milestone else 'ckpt'}-{state.images_shown / 1000:010.3f}kimg.pt"
+    path = save_checkpoint(state.state_dict(), folder / name)
+    for old in sorted(folder.glob("ckpt-*.pt"))[: -state.config.keep_checkpoints]:
+        old.unlink()
+    return path
+
+
+def progress_bar(total_kimg: float, images_shown: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=round(total_kimg, 3), initial=round(images_shown / 1000, 3), unit="kimg",
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]",
+    )
+
+
+@dataclass
+class StopRequest:
+    requested: bool = False
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """SIGINT and SIGTERM set ``requested``: the loop finishes its step and tick, then returns."""
+    stop = StopRequest()
+
+    def request_stop(signum, frame):
+        stop.requested = True
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, request_stop)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = {}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -78,12 +78,12 @@ def test_pgsound_evaluate_end_to_end(tmp_path, capsys):
     from pgsound.cli import main
     from pgsound.config import resolve_config
     from pgsound.datasets import LevelLoader, open_dataset, prepare_synthetic_shapes
-    from pgsound.trainer import Trainer
+    from pgsound.trainer import train
 
     data = tmp_path / "shapes16.h5"
     prepare_synthetic_shapes(data, count=200, resolution=16, seed=0)
     config = resolve_config("smoke", ["schedule.minibatch_default=4", "schedule.fixed_level=2"])
-    Trainer(config, open_dataset(data), tmp_path / "run", progress=False).train(max_steps=3)
+    train(config, open_dataset(data), tmp_path / "run", max_steps=3, progress=False)
 
     assert main(["evaluate", str(tmp_path / "run"), "--n", "128", "--device", "cpu"]) == 0
     table = capsys.readouterr().out

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+import pgsound.preflight as preflight_module
+import pgsound.trainer as trainer_module
 from pgsound.config import preset_names, resolve_config
 from pgsound.datasets import ArrayDataset, DatasetWriter
 from pgsound.networks import count_levels
 from pgsound.plan import PlanError, check_run
 from pgsound.preflight import preflight, schedule_windows, states_equal
-from pgsound.trainer import Trainer, starts_new_stage
+from pgsound.trainer import new_state, resume_state, starts_new_stage, train_step
 
 
 def shape_of(name: str) -> tuple[int, tuple[int, int]]:
@@ -161,14 +163,14 @@ def nvidia_resets(images: list[int], config, max_level: int) -> list[bool]:
 def test_adam_resets_where_nvidia_resets_at_the_start_and_end_of_each_fade():
     config = resolve_config("smoke", ["schedule.minibatch_default=4", "schedule.total_kimg=0.3"])
     dataset = ArrayDataset.random(8, 1, (16, 16))
-    trainer = Trainer(config, dataset, None, device="cpu", progress=False)
+    state = new_state(config, dataset, device="cpu")
     seen_images, resets = [], []
-    param = trainer.G.blocks[0].dense.weight
-    while trainer.images_shown < 300:
-        seen_images.append(trainer.images_shown)
-        trainer.step()
-        resets.append(trainer.opt_g.state[param]["step"].item() == 1)  # moments restarted at this step
-    expected = nvidia_resets(seen_images, config, trainer.max_level)
+    param = state.G.blocks[0].dense.weight
+    while state.images_shown < 300:
+        seen_images.append(state.images_shown)
+        train_step(state)
+        resets.append(state.opt_g.state[param]["step"].item() == 1)  # moments restarted at this step
+    expected = nvidia_resets(seen_images, config, state.max_level)
     assert resets == expected
     # Each fade-in resets twice (its first step and the first step after it): levels 1 and 2 here.
     assert sum(expected) == 1 + 2 * 2
@@ -211,13 +213,13 @@ def test_a_compiled_generator_and_discriminator_compile_once_for_a_whole_fade():
 
 def test_the_training_step_passes_alpha_as_a_tensor_during_a_fade():
     config = resolve_config("smoke", ["schedule.minibatch_default=4"])
-    trainer = Trainer(config, ArrayDataset.random(8, 1, (16, 16)), None, device="cpu", progress=False)
+    state = new_state(config, ArrayDataset.random(8, 1, (16, 16)), device="cpu")
     seen = []
-    hook = trainer.G.register_forward_pre_hook(lambda module, args: seen.append(args[2]))
-    trainer.images_shown = round(1000 * (config.schedule.lod_training_kimg + config.schedule.lod_transition_kimg / 2))
-    trainer.step()
-    trainer.images_shown = round(1000 * (config.schedule.lod_training_kimg + config.schedule.lod_transition_kimg))
-    trainer.step()
+    hook = state.G.register_forward_pre_hook(lambda module, args: seen.append(args[2]))
+    state.images_shown = round(1000 * (config.schedule.lod_training_kimg + config.schedule.lod_transition_kimg / 2))
+    train_step(state)
+    state.images_shown = round(1000 * (config.schedule.lod_training_kimg + config.schedule.lod_transition_kimg))
+    train_step(state)
     hook.remove()
     assert all(isinstance(a, torch.Tensor) and a.shape == () for a in seen[:2])
     assert torch.allclose(seen[0], torch.tensor(0.5))
@@ -256,39 +258,43 @@ def test_the_loader_copies_nothing_to_the_device_per_step(monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_step_makes_no_host_synchronisation_on_cuda():
     config = resolve_config("smoke", ["schedule.minibatch_default=4", "mirror_augment=true"])
-    trainer = Trainer(config, ArrayDataset.random(8, 1, (16, 16)), None, device="cuda", progress=False)
-    trainer.images_shown = round(1000 * (config.schedule.lod_training_kimg + config.schedule.lod_transition_kimg / 2))
-    trainer.step()  # the first step at this level: allocations, the level's copy to the GPU, cuDNN set-up
+    state = new_state(config, ArrayDataset.random(8, 1, (16, 16)), device="cuda")
+    state.images_shown = round(1000 * (config.schedule.lod_training_kimg + config.schedule.lod_transition_kimg / 2))
+    train_step(state)  # the first step at this level: allocations, the level's copy to the GPU, cuDNN set-up
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(3):
-            trainer.step()
+            train_step(state)
     finally:
         torch.cuda.set_sync_debug_mode("default")
 
 
 def test_evaluation_during_training_fades_the_reals_and_draws_labels_from_the_data(monkeypatch):
-    import pgsound.metrics as metrics
+    import pgsound.evaluate as evaluate
     from pgsound.datasets import fade_reals
 
     labels = np.array([0] * 14 + [1, 2])  # uneven classes
     rng = np.random.default_rng(0)
     dataset = ArrayDataset(rng.uniform(-1, 1, (16, 1, 16, 16)).astype(np.float32), labels)
     config = resolve_config("smoke", ["schedule.minibatch_default=4", "conditional=true"])
-    trainer = Trainer(config, dataset, None, device="cpu", progress=False)
-    trainer.images_shown = round(1000 * (config.schedule.lod_training_kimg + config.schedule.lod_transition_kimg / 4))
-    phase = trainer.phase()
+    state = new_state(config, dataset, device="cpu")
+    state.images_shown = round(1000 * (config.schedule.lod_training_kimg + config.schedule.lod_transition_kimg / 4))
+    phase = state.phase()
     assert 0 < phase.alpha < 1
     captured = {}
-    monkeypatch.setattr(metrics, "evaluate_metrics", lambda reals, fakes, **kw: captured.update(reals=reals) or {})
+    monkeypatch.setattr(evaluate, "evaluate_metrics", lambda reals, fakes, **kw: captured.update(reals=reals) or {})
     asked = []
-    original = trainer.generate
-    monkeypatch.setattr(trainer, "generate", lambda z, labels=None: asked.append(labels) or original(z, labels))
-    trainer.evaluate(["swd"], 16)
-    expected = fade_reals(trainer.loader.peek(phase.level, 16), phase.alpha)
+    original = evaluate.sample
+    monkeypatch.setattr(evaluate, "sample", lambda G, z, level, alpha, labels=None: asked.append((labels, alpha))
+                        or original(G, z, level, alpha, labels))
+    evaluate.evaluate_generator(state.Gs, state.loader, phase.level, phase.alpha, 16, ["swd"], seed=config.seed,
+                                conditional=True, held_out=False)
+    expected = fade_reals(state.loader.peek(phase.level, 16, seed=config.seed), phase.alpha)
     torch.testing.assert_close(captured["reals"], expected)
-    assert not torch.equal(captured["reals"], trainer.loader.peek(phase.level, 16))
-    torch.testing.assert_close(torch.cat(asked), trainer.loader.peek_labels(16))
+    assert not torch.equal(captured["reals"], state.loader.peek(phase.level, 16, seed=config.seed))
+    ((labels, alpha),) = asked
+    assert alpha == phase.alpha
+    torch.testing.assert_close(labels, state.loader.peek_labels(16, seed=config.seed))
 
 
 # --- the walk -----------------------------------------------------------------------------------------------------
@@ -346,10 +352,11 @@ def test_preflight_counts_flops_against_a_hand_count():
 
 
 def test_preflight_with_four_processes_stops_before_any_step(monkeypatch):
-    def no_step(self):
+    def no_step(state):
         raise AssertionError("a step ran")
 
-    monkeypatch.setattr(Trainer, "step", no_step)
+    monkeypatch.setattr(trainer_module, "train_step", no_step)
+    monkeypatch.setattr(preflight_module, "train_step", no_step)
     dataset = ArrayDataset.random(2, 1, (512, 512))
     with pytest.raises(PlanError, match="do not split across 4 processes"):
         preflight(resolve_config("piano512"), dataset, device="cpu", nproc=4, widths="narrow")
@@ -399,14 +406,13 @@ def test_a_checkpoint_of_the_old_networks_is_a_clear_error(tmp_path):
 
     config = resolve_config("smoke", ["schedule.minibatch_default=4"])
     dataset = ArrayDataset.random(8, 1, (16, 16))
-    trainer = Trainer(config, dataset, None, device="cpu", progress=False)
-    state = trainer.state_dict()
+    state = new_state(config, dataset, device="cpu").state_dict()
     for name in ("G", "Gs"):
         channels = state[name].pop("blocks.0.bias").numel()
         state[name]["blocks.0.dense.bias"] = torch.zeros(channels * 16)
     path = save_checkpoint(state, tmp_path / "checkpoints" / "ckpt-old.pt")
     with pytest.raises(CheckpointError, match=r"ckpt-old\.pt was written by an older pgsound"):
-        Trainer.resume(path, dataset, run_dir=tmp_path, device="cpu", progress=False)
+        resume_state(path, dataset, device="cpu")
     from pgsound.runs import load_generator
 
     with pytest.raises(CheckpointError, match=r"one bias per unit of its first dense layer"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pgsound.errors import UserError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.evaluate import evaluate_run
 
     if args.n < 2:
-        raise ValueError(f"--n must be at least 2, got {args.n}")
+        raise UserError(f"--n must be at least 2, got {args.n}")
     result = evaluate_run(args.run, data=args.data, n=args.n, metrics=args.metrics, seed=args.seed,
                           device=args.device)
     if not result["metrics"]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pgsound.errors import UserError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.generate import generate_run
 
     if args.n < 1:
-        raise ValueError(f"--n must be at least 1, got {args.n}")
+        raise UserError(f"--n must be at least 1, got {args.n}")
     out = Path(args.out) if args.out else None
     written = generate_run(
         args.run, n=args.n, seed=args.seed, out=out, interpolation_steps=args.steps, label=args.label,

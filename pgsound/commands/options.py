@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pgsound.errors import UserError
+
 
 def add_geometry_options(parser: argparse.ArgumentParser) -> None:
     """``--size``, ``--n-fft``, ``--hop`` and ``--framing``: how recordings become pictures."""
@@ -23,7 +25,7 @@ def spectrogram_config(args: argparse.Namespace):
     try:
         bins, frames = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--size must look like 512x512 (bins x frames), got {args.size!r}") from None
+        raise UserError(f"--size must look like 512x512 (bins x frames), got {args.size!r}") from None
     # The reference time step (hop 128 at 16 kHz: 8 ms per column) at every size; n_fft = 2 * bins.
     hop = args.hop or min(128, bins)
     n_fft = args.n_fft or 2 * bins

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pgsound.commands.options import add_geometry_options, spectrogram_config
+from pgsound.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -72,7 +73,7 @@ def run_invert(args: argparse.Namespace) -> int:
     from pgsound.spectrogram_files import load_spectrogram
 
     if args.iters < 0:
-        raise ValueError(f"--iters must be 0 or more, got {args.iters}")
+        raise UserError(f"--iters must be 0 or more, got {args.iters}")
     item = load_spectrogram(args.input)
     config = item.config
     started = time.perf_counter()

@@ -33,9 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.datasets import open_dataset
     from pgsound.device import configure_process, default_device
     from pgsound.distributed import init_from_environment
-    from pgsound.plan import check_run
     from pgsound.runs import checkpoint_path, new_run_dir
-    from pgsound.trainer import Trainer, TrainingDiverged
+    from pgsound.trainer import TrainingDiverged, new_state, resume_state, train
 
     device = torch.device(args.device) if args.device else default_device()
     configure_process(device)
@@ -51,24 +50,25 @@ def run(args: argparse.Namespace) -> int:
         data_path = args.data or load_checkpoint(checkpoint)["data"].get("path")
         if not data_path:
             raise CommandError("this checkpoint does not record its dataset path: pass --data")
-        trainer = Trainer.resume(checkpoint, open_dataset(data_path), device=device, group=group,
-                                 progress=not args.no_progress)
-        print(f"resuming {checkpoint} at {trainer.images_shown / 1000:.1f} kimg")
+        dataset = open_dataset(data_path)
+        state = resume_state(checkpoint, dataset, device=device, group=group)
+        run_dir = checkpoint.parent.parent if group.is_main else None
+        print(f"resuming {checkpoint} at {state.images_shown / 1000:.1f} kimg")
     else:
         if not args.preset or not args.data:
             raise CommandError("a new run needs --preset and --data (or --resume RUN)")
         config = resolve_config(args.preset, args.overrides)
         dataset = open_dataset(args.data)
-        check_run(config, tuple(dataset.resolution), dataset.channels, dataset.num_labels, group.world_size)
+        state = new_state(config, dataset, device=device, group=group)  # checks the config against the data
         run_dir = new_run_dir(args.out, args.preset) if group.is_main else None
         if run_dir is not None:
             save_config(config, run_dir / "config.yaml")
             print(f"run folder {run_dir}")
-        trainer = Trainer(config, dataset, run_dir, device=device, group=group, progress=not args.no_progress)
     try:
-        trainer.train(stop_kimg=args.kimg)
+        result = train(state.config, dataset, run_dir, state=state, stop_kimg=args.kimg,
+                       progress=not args.no_progress)
     except TrainingDiverged as error:
         raise CommandError(str(error)) from None
-    if group.is_main and trainer.run_dir is not None:
-        print(f"done at {trainer.images_shown / 1000:.1f} kimg; checkpoint {trainer.last_checkpoint}")
+    if group.is_main and run_dir is not None:
+        print(f"done at {state.images_shown / 1000:.1f} kimg; checkpoint {result.checkpoint}")
     return 0

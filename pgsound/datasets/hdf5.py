@@ -20,12 +20,14 @@ from typing import Any
 import h5py
 import numpy as np
 
+from pgsound.errors import MissingFileError, UserError
+
 FORMAT = "pgsound-dataset"
 LEVEL_NAME = re.compile(r"^data(\d+)x(\d+)$")
 VALUE_DTYPES = {"uint8": np.uint8, "float16": np.float16, "float32": np.float32}
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset file that is missing, incomplete or malformed; the message names the file."""
 
 
@@ -152,7 +154,7 @@ class PreparedDataset:
         if not self.path.exists():
             partial = self.path.with_name(f".{self.path.name}.partial")
             hint = " (an interrupted preparation left a partial file; run it again)" if partial.exists() else ""
-            raise FileNotFoundError(f"no dataset at {self.path}{hint}")
+            raise MissingFileError(f"no dataset at {self.path}{hint}")
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as error:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pgsound.errors import MissingFileError, UserError
+
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 # Pillow modes to the mode we convert to and its channel count.
 _MODES: dict[str, tuple[str, int]] = {
@@ -24,10 +26,10 @@ def find_images(folder: str | Path) -> list[Path]:
     """The PNG and JPEG files under ``folder`` (recursively), sorted so that datasets are reproducible."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"no folder at {folder}")
+        raise MissingFileError(f"no folder at {folder}")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"{folder} holds no {'/'.join(IMAGE_SUFFIXES)} images")
+        raise MissingFileError(f"{folder} holds no {'/'.join(IMAGE_SUFFIXES)} images")
     return files
 
 
@@ -44,7 +46,7 @@ def read_image(path: str | Path) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             if image.mode not in _MODES:
-                raise ValueError(f"{path}: unsupported image mode {image.mode!r}; expected grayscale or RGB")
+                raise UserError(f"{path}: unsupported image mode {image.mode!r}; expected grayscale or RGB")
             target, _ = _MODES[image.mode]
             if image.mode in ("I;16", "I"):
                 # 16-bit grayscale: keep the top 8 bits rather than clipping at 255.
@@ -52,7 +54,7 @@ def read_image(path: str | Path) -> np.ndarray:
             else:
                 array = np.asarray(image.convert(target), dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path}: not a readable image ({error})") from None
+        raise UserError(f"{path}: not a readable image ({error})") from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
@@ -69,19 +71,19 @@ def iter_image_folder(
     first = read_image(files[0])
     c, h, w = first.shape
     if not (_is_power_of_two(h) and _is_power_of_two(w)):
-        raise ValueError(f"{files[0]}: size {w}x{h} is not a power of two on both sides (e.g. 64x64, 256x256)")
+        raise UserError(f"{files[0]}: size {w}x{h} is not a power of two on both sides (e.g. 64x64, 256x256)")
 
     def batches() -> Iterator[np.ndarray]:
         batch = []
         for path in files:
             image = read_image(path)
             if image.shape[1:] != (h, w):
-                raise ValueError(
+                raise UserError(
                     f"{path}: size {image.shape[2]}x{image.shape[1]}, expected {w}x{h} like {files[0].name}"
                 )
             if image.shape[0] != c:
                 kinds = {1: "grayscale", 3: "RGB"}
-                raise ValueError(f"{path}: {kinds[image.shape[0]]}, expected {kinds[c]} like {files[0].name}")
+                raise UserError(f"{path}: {kinds[image.shape[0]]}, expected {kinds[c]} like {files[0].name}")
             batch.append(image)
             if len(batch) == batch_size:
                 yield np.stack(batch)

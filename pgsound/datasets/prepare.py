@@ -23,6 +23,7 @@ import numpy as np
 from pgsound.datasets.hdf5 import DatasetWriter, PreparedDataset
 from pgsound.datasets.images import iter_image_folder
 from pgsound.datasets.shapes import SHAPES, make_shapes
+from pgsound.errors import UserError
 
 
 @dataclass
@@ -48,7 +49,7 @@ def prepare_synthetic_shapes(
 ) -> PreparedDataset:
     """Write ``count`` synthetic shape images at ``resolution`` (every level down to 1x1) with shape labels."""
     if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
+        raise UserError(f"count must be at least 1, got {count}")
     metadata = {
         "source": "synthetic-shapes", "seed": seed, "num_labels": len(SHAPES), "label_names": list(SHAPES),
         "value_mapping": "uint8 [0, 255] -> [-1, 1]",
@@ -88,9 +89,9 @@ def prepare_synthetic_piano(
 
     config = config or SpectrogramConfig()
     if minutes <= 0:
-        raise ValueError(f"minutes must be positive, got {minutes}")
+        raise UserError(f"minutes must be positive, got {minutes}")
     if labels not in ("key", "octave"):
-        raise ValueError(f"labels must be 'key' or 'octave', got {labels!r}")
+        raise UserError(f"labels must be 'key' or 'octave', got {labels!r}")
     count = max(1, int(round(minutes * 60 / config.segment_seconds)))
     names = ["A", "A#", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#"]
     if labels == "key":
@@ -222,7 +223,7 @@ def prepare_audio(
                 report.files_used += 1
                 report.images += len(frames)
             if report.images == 0:
-                raise ValueError(f"no usable audio in {folder}:\n" + report.summary())
+                raise UserError(f"no usable audio in {folder}:\n" + report.summary())
             writer.metadata["files"] = report.files_used
             writer.metadata["skipped"] = [f"{name}: {reason}" for name, reason in report.skipped]
         finally:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pgsound.errors import UserError
+
 SHAPES = ("disc", "square", "triangle")
 PALETTE = np.array(
     [[230, 57, 70], [255, 183, 3], [42, 157, 143], [69, 123, 157], [241, 250, 238], [29, 53, 87]],
@@ -47,7 +49,7 @@ def shape_mask(kind: str, size: int, cx: float, cy: float, radius: float, angle:
 def make_shapes(count: int, resolution: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``count`` RGB images (N, 3, R, R) uint8 and their shape labels (N,) int64. (book: chapter 5)"""
     if resolution < 4 or resolution & (resolution - 1):
-        raise ValueError(f"resolution must be a power of two >= 4, got {resolution}")
+        raise UserError(f"resolution must be a power of two >= 4, got {resolution}")
     rng = np.random.default_rng(seed)
     images = np.empty((count, 3, resolution, resolution), dtype=np.uint8)
     labels = rng.integers(len(SHAPES), size=count)

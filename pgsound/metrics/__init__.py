@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pgsound.errors import UserError
+
 METRICS: tuple[str, ...] = ("swd", "ms_ssim", "ndb", "audio")
 NDB_SAMPLES_PER_BIN = 10  # reals per bin, at least, when the number of bins is chosen from the image count
 
@@ -69,12 +71,12 @@ def evaluate_metrics(
         raise ValueError(f"reals and fakes differ in shape: {tuple(reals.shape[1:])} and {tuple(fakes.shape[1:])}")
     count = min(len(reals), len(fakes))
     if count < 2:
-        raise ValueError(f"metrics need at least 2 images per side, got {len(reals)} reals and {len(fakes)} fakes")
+        raise UserError(f"metrics need at least 2 images per side, got {len(reals)} reals and {len(fakes)} fakes")
     reals, fakes = reals[:count], fakes[:count]
     chosen = list(metrics) if metrics else default_metrics(count, metadata)
     unknown = [name for name in chosen if name not in METRICS]
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; known: {list(METRICS)}")
+        raise UserError(f"unknown metric(s) {unknown}; known: {list(METRICS)}")
     options = options or {}
     device = torch.device(device) if device is not None else default_device()
     values: dict[str, float] = {}
@@ -109,7 +111,7 @@ def evaluate_metrics(
             held_out = kwargs.get("held_out", 0.5)
             kwargs.setdefault("num_bins", min(NUM_BINS, int(count * (1 - held_out)) // NDB_SAMPLES_PER_BIN))
             if kwargs["num_bins"] < 2:
-                raise ValueError(f"NDB needs at least {int(2 * NDB_SAMPLES_PER_BIN / (1 - held_out))} images per "
+                raise UserError(f"NDB needs at least {int(2 * NDB_SAMPLES_PER_BIN / (1 - held_out))} images per "
                                  f"side for 2 bins of {NDB_SAMPLES_PER_BIN} reals, got {count}")
             values.update(ndb(reals, fakes, seed=seed, device=device, **kwargs))
         elif name == "audio":
@@ -117,9 +119,9 @@ def evaluate_metrics(
 
             settings = (metadata or {}).get("spectrogram")
             if not settings:
-                raise ValueError("the 'audio' metrics need spectrogram data (the dataset's metadata has no "
+                raise UserError("the 'audio' metrics need spectrogram data (the dataset's metadata has no "
                                  "'spectrogram' settings)")
             if reals.shape[1] != 1:
-                raise ValueError(f"the 'audio' metrics need one-channel spectrograms, got {reals.shape[1]} channels")
+                raise UserError(f"the 'audio' metrics need one-channel spectrograms, got {reals.shape[1]} channels")
             values.update(audio_metrics(reals, fakes, settings, seed=seed, device=device, **kwargs))
     return values
