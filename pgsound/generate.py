@@ -69,16 +69,16 @@ def generate_run(
     cols = min(n, 8)
     grid = (-(-n // cols), cols)
     written: dict[str, list[Path]] = {"grid": [], "images": [], "audio": [], "interpolation": []}
-    files = write_sample_set(images, out, "samples", data, grid=grid, singles=True, n_iter=n_iter, audio_count=n)
+    files = write_sample_set(images, out, "samples", data.metadata, grid=grid, singles=True, n_iter=n_iter,
+                             audio_count=n)
     _sort_files(files, written, "samples")
 
     ends = torch.randn(2, G.latent_size, generator=rng)
     path = slerp(ends[0], ends[1], torch.linspace(0, 1, interpolation_steps))
     path_labels = labels[:1].repeat(interpolation_steps) if labels is not None else None
     frames = sample(G, path, phase.level, phase.alpha, path_labels)
-    files = write_sample_set(
-        frames, out, "interpolation", data, grid=(1, interpolation_steps), n_iter=n_iter, concatenate_audio=True
-    )
+    files = write_sample_set(frames, out, "interpolation", data.metadata, grid=(1, interpolation_steps),
+                             n_iter=n_iter, concatenate_audio=True)
     written["interpolation"] = files
     return written
 

@@ -141,10 +141,6 @@ class Generator(nn.Module):
         old = upsample2x(self.to_rgb[level - 1](x))
         return fade(old, new, alpha)
 
-    def level_parameters(self, level: int) -> list[str]:
-        """Names of the parameters that belong to ``level`` alone (its block and its toRGB)."""
-        return [n for n, _ in self.named_parameters() if n.startswith((f"blocks.{level}.", f"to_rgb.{level}."))]
-
 
 class DiscriminatorBlock(nn.Module):
     """Two 3x3 convolutions with LeakyReLU, then 2x2 average pooling."""
@@ -225,10 +221,6 @@ class Discriminator(nn.Module):
         out = self.blocks[0](h)
         scores = out[:, 0]
         return (scores, out[:, 1:]) if self.num_labels else scores
-
-    def level_parameters(self, level: int) -> list[str]:
-        """Names of the parameters that belong to ``level`` alone (its block and its fromRGB)."""
-        return [n for n, _ in self.named_parameters() if n.startswith((f"blocks.{level}.", f"from_rgb.{level}."))]
 
 
 def is_fading(alpha: Alpha) -> bool:

@@ -15,6 +15,7 @@ import math
 import numpy as np
 import torch
 
+from pgsound.device import default_device
 from pgsound.spectrogram import SpectrogramConfig, denormalise, istft, restore_bin, stft
 
 INITS: tuple[str, ...] = ("random", "zeros", "pghi")
@@ -225,7 +226,6 @@ def griffin_lim(
     ``return_history=True``, also the spectral convergence in dB after 0, 1, ..., ``n_iter`` iterations,
     ``(n_iter + 1,)`` / ``(N, n_iter + 1)``.
     """
-    from pgsound.device import default_device
 
     if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
         raise ValueError(f"n_iter must be a non-negative integer, got {n_iter!r}")

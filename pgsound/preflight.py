@@ -26,7 +26,9 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from pgsound.checkpoint import save_checkpoint
 from pgsound.config import TrainConfig
+from pgsound.device import configure_process, default_device, describe_device
 from pgsound.errors import UserError
 from pgsound.networks import count_levels, num_features
 from pgsound.plan import check_run
@@ -90,17 +92,6 @@ class PreflightReport:
     @property
     def total_hours(self) -> float:
         return sum(row.hours for row in self.rows)
-
-    def hours_to(self, kimg: float) -> float:
-        """Training hours to reach ``kimg``, from the rows' step times."""
-        total = 0.0
-        start = 0.0
-        for row in self.rows:
-            end = start + row.kimg
-            if kimg > start:
-                total += row.hours * min(1.0, (kimg - start) / row.kimg) if row.kimg else 0.0
-            start = end
-        return total
 
     def table(self) -> str:
         """The report as a fixed-width text table."""
@@ -323,7 +314,6 @@ def preflight(
     Raises :class:`PreflightError` (or ``pgsound.plan.PlanError``) at the first phase that fails.
     (book: chapter 10, Before renting a GPU)
     """
-    from pgsound.device import configure_process, default_device, describe_device
 
     started = time.perf_counter()
     device = torch.device(device) if device is not None else default_device()
@@ -421,7 +411,6 @@ def _check_resume(config: TrainConfig, dataset: Any, device: torch.device, num_l
 def _resume_across(config: TrainConfig, dataset: Any, device: torch.device, num_levels: int,
                    boundary: int) -> tuple[bool, int]:
     """Steps A, B, C with C the first after ``boundary``, against A, checkpoint, resume, B, C."""
-    from pgsound.checkpoint import save_checkpoint
 
     batch = phase_at(boundary - 1, config.schedule, num_levels - 1, tuple(config.base_shape)).batch_size
     with tempfile.TemporaryDirectory(prefix="pgsound-preflight-") as folder:

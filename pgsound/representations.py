@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from pgsound.errors import UserError
-from pgsound.phase import frames_to_audio
+from pgsound.phase import frames_to_audio, griffin_lim
 from pgsound.spectrogram import (
     SpectrogramConfig,
     denormalise,
@@ -124,7 +124,6 @@ def decode(
     if representation == "mel":
         import librosa
 
-        from pgsound.phase import griffin_lim
 
         bands = denormalise(x[:, 0], config)
         basis = mel_basis(config.sample_rate, config.n_fft, config.n_bins)

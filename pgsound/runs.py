@@ -16,7 +16,9 @@ import torch
 
 from pgsound.checkpoint import CheckpointError, load_checkpoint
 from pgsound.config import TrainConfig
+from pgsound.device import default_device
 from pgsound.errors import MissingFileError, UserError
+from pgsound.networks import Discriminator, Generator
 from pgsound.schedule import Phase, phase_at
 
 
@@ -96,7 +98,6 @@ def checkpoint_path(run_or_checkpoint: str | Path) -> Path:
 
 def build_networks(config: TrainConfig, data: DataSpec | Any) -> tuple[torch.nn.Module, torch.nn.Module]:
     """G and D sized for the data's full resolution and channels, with the config's widths."""
-    from pgsound.networks import Discriminator, Generator
 
     common = dict(
         resolution=tuple(data.resolution), base_shape=tuple(config.base_shape), channels=data.channels,
@@ -146,7 +147,6 @@ def load_generator(
 
     (book: chapter 10, Loading a trained run)
     """
-    from pgsound.device import default_device
 
     path = checkpoint_path(checkpoint)
     state = load_checkpoint(path)

@@ -11,6 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from pgsound.audio_io import write_wav
+from pgsound.representations import channels_of, decode
+from pgsound.spectrogram import SpectrogramConfig
+
 
 def to_uint8(images: torch.Tensor | np.ndarray, colormap: str | None = None) -> np.ndarray:
     """Images (N, C, H, W) in [-1, 1] to uint8 (N, H, W, 3); one channel through ``colormap`` if given."""
@@ -83,8 +87,6 @@ def spectrograms_to_audio(
     every level can be heard. ``representation`` is the dataset's (``pgsound.representations``).
     (book: chapter 9, Piano spectrograms)
     """
-    from pgsound.representations import channels_of, decode
-    from pgsound.spectrogram import SpectrogramConfig
 
     config = SpectrogramConfig.from_dict(settings)
     full = (config.n_bins, config.n_frames)
@@ -103,7 +105,7 @@ def write_sample_set(
     images: torch.Tensor,
     folder: str | Path,
     stem: str,
-    data: Any,
+    metadata: dict[str, Any],
     grid: tuple[int, int],
     singles: bool = False,
     audio_count: int = 4,
@@ -112,10 +114,9 @@ def write_sample_set(
 ) -> list[Path]:
     """Write ``stem.png`` (a grid), optionally ``stem-NN.png`` per image, and for spectrogram data WAV files.
 
-    ``data`` is a dataset or the :class:`pgsound.runs.DataSpec` of one (anything with a ``metadata`` mapping).
+    ``metadata`` is the dataset's (``DataSpec.metadata``): its spectrogram settings, if any, make the WAV files.
     """
     folder = Path(folder)
-    metadata = data.metadata
     settings = spectrogram_settings(metadata)
     files = [save_png(grid_image(images, grid, spectrogram=settings is not None), folder / f"{stem}.png")]
     if singles:
@@ -123,7 +124,6 @@ def write_sample_set(
             one = grid_image(images[i : i + 1], (1, 1), spectrogram=settings is not None, min_cell=1, padding=0)
             files.append(save_png(one, folder / f"{stem}-{i:02d}.png"))
     if settings is not None and audio_count > 0:
-        from pgsound.audio_io import write_wav
 
         count = len(images) if concatenate_audio else min(audio_count, len(images))
         representation = metadata.get("representation", "magnitude")

@@ -452,7 +452,7 @@ def open_run_folder(state: TrainState, path: str | Path) -> RunFolder:
     run = RunFolder(path, RunLog(path), fixed, labels, last)
     if state.images_shown == 0:
         reals = state.loader.peek(state.max_level, rows * cols)
-        write_sample_set(reals, path / "samples", "reals", state.data, grid=config.sample_grid)
+        write_sample_set(reals, path / "samples", "reals", state.data.metadata, grid=config.sample_grid)
     return run
 
 
@@ -460,8 +460,9 @@ def write_fakes(state: TrainState, run: RunFolder) -> list[Path]:
     """Grid PNG of Gs on the fixed latents (and WAV files for spectrogram data) under ``samples/``."""
     phase = state.phase()
     images = sample(state.Gs, run.fixed_latents, phase.level, phase.alpha, run.fixed_labels)
-    return write_sample_set(images, run.path / "samples", f"fakes{state.images_shown // 1000:06d}", state.data,
-                            grid=state.config.sample_grid, n_iter=state.config.sample_audio_iters)
+    stem = f"fakes{state.images_shown // 1000:06d}"
+    return write_sample_set(images, run.path / "samples", stem, state.data.metadata, grid=state.config.sample_grid,
+                            n_iter=state.config.sample_audio_iters)
 
 
 def save_state(state: TrainState, run_dir: Path, milestone: bool = False) -> Path:

@@ -61,3 +61,20 @@ def test_the_import_graph_of_the_package_is_acyclic():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_package_name_hides_one_of_its_modules():
+    """``from pgsound.metrics.ndb import ndb`` in ``metrics/__init__`` would make ``pgsound.metrics.ndb`` the
+    function, and ``import pgsound.metrics.ndb as m`` would then hand out the function instead of the module."""
+    import importlib
+    import pkgutil
+    import types
+
+    import pgsound
+
+    for info in pkgutil.walk_packages(pgsound.__path__, "pgsound."):
+        importlib.import_module(info.name)
+    for info in pkgutil.walk_packages(pgsound.__path__, "pgsound."):
+        parent, _, name = info.name.rpartition(".")
+        value = getattr(importlib.import_module(parent), name)
+        assert isinstance(value, types.ModuleType), f"{parent}.{name} is {value!r}, not the module {info.name}"

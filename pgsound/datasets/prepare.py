@@ -20,10 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from pgsound.audio_io import AudioError, find_audio_files, load_audio
 from pgsound.datasets.hdf5 import DatasetWriter, PreparedDataset
 from pgsound.datasets.images import iter_image_folder
 from pgsound.datasets.shapes import SHAPES, make_shapes
 from pgsound.errors import UserError
+from pgsound.representations import channels_of, encode
+from pgsound.spectrogram import SpectrogramConfig, split_audio
+from pgsound.synth_piano import LOWEST, piano_dataset
 
 
 @dataclass
@@ -83,9 +87,6 @@ def prepare_synthetic_piano(
     """
     from tqdm.auto import tqdm
 
-    from pgsound.representations import channels_of, encode
-    from pgsound.spectrogram import SpectrogramConfig
-    from pgsound.synth_piano import LOWEST, piano_dataset
 
     config = config or SpectrogramConfig()
     if minutes <= 0:
@@ -145,9 +146,6 @@ def _audio_file_to_frames(
     """Worker: one file to pictures (N, C, n_bins, n_frames), or the reason it cannot be used."""
     import torch
 
-    from pgsound.audio_io import AudioError, load_audio
-    from pgsound.representations import encode
-    from pgsound.spectrogram import SpectrogramConfig, split_audio
 
     torch.set_num_threads(1)  # one process per core already
     config = SpectrogramConfig.from_dict(settings)
@@ -179,9 +177,6 @@ def prepare_audio(
     """
     from tqdm.auto import tqdm
 
-    from pgsound.audio_io import find_audio_files
-    from pgsound.representations import channels_of
-    from pgsound.spectrogram import SpectrogramConfig
 
     config = config or SpectrogramConfig()
     started = time.perf_counter()

@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from pgsound.device import default_device
 from pgsound.errors import UserError
+from pgsound.metrics.audio import audio_metrics
+from pgsound.metrics.ms_ssim import mean_pairwise_ms_ssim
+from pgsound.metrics.ndb import NUM_BINS
+from pgsound.metrics.ndb import ndb as ndb_k  # not `ndb`: that name is the submodule
+from pgsound.metrics.swd import NHOOD_SIZE, sliced_wasserstein_distances
 
 METRICS: tuple[str, ...] = ("swd", "ms_ssim", "ndb", "audio")
 NDB_SAMPLES_PER_BIN = 10  # reals per bin, at least, when the number of bins is chosen from the image count
@@ -64,7 +70,6 @@ def evaluate_metrics(
     Seeded: the same seed gives the same numbers.
     SWD needs images of at least 7x7; at smaller levels (4x4) it is left out with a warning.
     """
-    from pgsound.device import default_device
 
     reals, fakes = _as_tensor(reals), _as_tensor(fakes)
     if tuple(reals.shape[1:]) != tuple(fakes.shape[1:]):
@@ -83,7 +88,6 @@ def evaluate_metrics(
     for name in chosen:
         kwargs = dict(options.get(name, {}))
         if name == "swd":
-            from pgsound.metrics.swd import NHOOD_SIZE, sliced_wasserstein_distances
 
             if min(reals.shape[-2:]) < NHOOD_SIZE:
                 warnings.warn(f"SWD left out: {reals.shape[-2]}x{reals.shape[-1]} images are smaller than one "
@@ -101,21 +105,18 @@ def evaluate_metrics(
             if floor:
                 values["swd_avg_real"] = floor[0]["swd_avg"]
         elif name == "ms_ssim":
-            from pgsound.metrics.ms_ssim import mean_pairwise_ms_ssim
 
             values["ms_ssim_fake"] = mean_pairwise_ms_ssim(fakes, seed=seed, device=device, **kwargs)
             values["ms_ssim_real"] = mean_pairwise_ms_ssim(reals, seed=seed, device=device, **kwargs)
         elif name == "ndb":
-            from pgsound.metrics.ndb import NUM_BINS, ndb
 
             held_out = kwargs.get("held_out", 0.5)
             kwargs.setdefault("num_bins", min(NUM_BINS, int(count * (1 - held_out)) // NDB_SAMPLES_PER_BIN))
             if kwargs["num_bins"] < 2:
                 raise UserError(f"NDB needs at least {int(2 * NDB_SAMPLES_PER_BIN / (1 - held_out))} images per "
                                  f"side for 2 bins of {NDB_SAMPLES_PER_BIN} reals, got {count}")
-            values.update(ndb(reals, fakes, seed=seed, device=device, **kwargs))
+            values.update(ndb_k(reals, fakes, seed=seed, device=device, **kwargs))
         elif name == "audio":
-            from pgsound.metrics.audio import audio_metrics
 
             settings = (metadata or {}).get("spectrogram")
             if not settings:

@@ -30,7 +30,10 @@ import torch
 from scipy.ndimage import uniform_filter1d
 
 from pgsound.audio_stats import ACTIVE_WITHIN_DB, active_frames
-from pgsound.spectrogram import SpectrogramConfig, to_db
+from pgsound.metrics.swd import sliced_wasserstein_distance
+from pgsound.phase import frames_to_audio, spectral_convergence_db
+from pgsound.representations import encode
+from pgsound.spectrogram import SpectrogramConfig, denormalise, to_db
 
 N_ITEMS = 32
 N_ITER = 64
@@ -191,8 +194,6 @@ def consistency_db(
     :func:`pgsound.phase.frames_to_audio` (PGHI, then ``n_iter`` fast Griffin-Lim iterations); the figure
     from :func:`pgsound.phase.spectral_convergence_db` on the kept bins (book: chapter 8, Measuring a GAN).
     """
-    from pgsound.phase import frames_to_audio, spectral_convergence_db
-    from pgsound.spectrogram import denormalise
 
     config = as_config(config)
     x = torch.from_numpy(_pictures(images, "consistency_db"))
@@ -257,7 +258,6 @@ def common_spectrograms(audio: Any, settings: SpectrogramConfig | dict[str, Any]
     representation (linear bins, mel bands, magnitude with instantaneous frequency, any picture shape) lands in
     the same pictures, so that image metrics compare the *sounds* (book: chapter 11, Beyond the paper).
     """
-    from pgsound.representations import encode
 
     config = as_config(settings)
     clips = audio.detach().float().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, np.float32)
@@ -283,7 +283,6 @@ def audio_distances(
     :func:`audio_metrics` (without its phase-reconstruction part: the clips are sound already). The larger side
     is cut to the smaller's count. (book: chapter 11, Beyond the paper)
     """
-    from pgsound.metrics.swd import sliced_wasserstein_distance
 
     reals, fakes = common_spectrograms(real_audio, settings), common_spectrograms(fake_audio, settings)
     count = min(len(reals), len(fakes))
