@@ -2,6 +2,7 @@
 #   make test                 create .venv (first run), then run the test suite
 #   make book                 create .venv (first run), execute every chapter (cpu profile), build _build/html
 #   make book PROFILE=gpu     the same with the full reproduction profile
+#   make book-check           build the book under the smoke profile and check every chapter page's HTML
 #   make chapter NAME=07      execute the chapters whose file names contain 07 (PROFILE=cpu), print wall times
 #   make clean                remove builds (keeps .venv); make distclean also removes .venv
 PYTHON  ?= python3
@@ -14,7 +15,7 @@ PROFILE ?= cpu
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.pgsound-installed
 
-.PHONY: test book chapter lint clean distclean venv
+.PHONY: test book book-check chapter lint clean distclean venv
 
 venv: $(STAMP)
 
@@ -54,6 +55,11 @@ book: $(STAMP)
 		echo "==> a chapter raised; its traceback:"; find _build/html/reports -name '*.log' -exec cat {} +; exit 1; \
 	fi
 	@echo "==> book written to _build/html/index.html"
+
+# The smoke book, built and then checked page by page (book/check_html.py): what CI runs after the tests.
+book-check: $(STAMP)
+	$(MAKE) book PROFILE=smoke
+	$(PY) book/check_html.py _build/html
 
 chapter: $(STAMP)
 	PGSOUND_PROFILE=$(PROFILE) $(PY) book/run_chapter.py "$(NAME)"

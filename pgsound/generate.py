@@ -17,8 +17,10 @@ from pgsound.samples import write_sample_set
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between latents ``a`` and ``b`` (each (L,)) at fractions ``t`` (T,) -> (T, L).
 
-    G normalises its latent (pixel norm), so only the direction of z matters: walking on the sphere keeps every
-    point as typical as the ends, where a straight line would pass through short, atypical vectors.
+    G normalises its latent (pixel norm), so only the direction of z matters. On the sphere the direction turns
+    at a constant angular speed; along a straight line it turns fastest in the middle, and the line passes near
+    zero, where the direction is undefined, when the ends point apart. (book: chapter 10, A walk through latent
+    space)
     """
     a_unit, b_unit = a / a.norm(), b / b.norm()
     omega = torch.arccos((a_unit * b_unit).sum().clamp(-1 + 1e-7, 1 - 1e-7))

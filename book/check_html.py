@@ -1,0 +1,81 @@
+"""Check the built HTML book: what a reader of every chapter page must find, and what must not be there.
+
+    python book/check_html.py [_build/html]
+
+For every chapter page (``NN_*.html``): a learning-goals section, the running time, a summary, exercises with
+answers in collapsed boxes, at least one resolved citation; and none of: an unresolved reference or citation,
+an error output, an ``<audio>`` element without a source, a printed temporary path, a code line longer than
+the page. Prints one line per problem and exits 1 if there is any. ``make book-check`` builds the smoke book
+and runs this; CI runs it after the tests.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+
+CODE_LINE_LIMIT = 88
+TEMPORARY_PATH = re.compile(r"(/tmp/|/var/folders/|\\AppData\\Local\\Temp)")
+
+
+def chapter_problems(html: str) -> list[str]:
+    """What is wrong with one chapter page (an empty list when nothing is)."""
+    soup = BeautifulSoup(html, "html.parser")
+    main = soup.find("main") or soup
+    problems = []
+    headings = [h.get_text(" ", strip=True).lower().rstrip("#").strip() for h in main.find_all(["h1", "h2", "h3"])]
+    for wanted in ("learning goals", "summary", "exercises"):
+        if not any(h.startswith(wanted) for h in headings):
+            problems.append(f"no '{wanted}' section")
+    text = main.get_text(" ", strip=True)
+    if not re.search(r"about \d+ (second|minute)s? on a 2-core", text, re.IGNORECASE):
+        problems.append("no running time ('about N minutes on a 2-core laptop')")
+    if not main.select("details, .dropdown, .toggle"):
+        problems.append("no collapsed answers (dropdown admonitions)")
+    if not main.select('a[href*="bibliography"]'):
+        problems.append("no resolved citation (a link to the bibliography)")
+    for node in main.select("span.bibtex-citation"):
+        if not node.find("a"):  # sphinxcontrib-bibtex leaves an unknown key as an empty "[]"
+            problems.append(f"unresolved citation: {node.get_text(strip=True)!r}")
+    for node in main.select("span.problematic, .problematic"):
+        problems.append(f"unresolved reference: {node.get_text(strip=True)!r}")
+    for node in main.select(".output.traceback, .output.error"):
+        first = node.get_text(" ", strip=True)[:120]
+        problems.append(f"error output: {first!r}")
+    if "Traceback (most recent call last)" in text:
+        problems.append("a traceback in the page")
+    for audio in main.find_all("audio"):
+        sources = [audio.get("src")] + [s.get("src") for s in audio.find_all("source")]
+        if not any(sources):
+            problems.append("an <audio> element without a source")
+    for output in main.select(".cell_output"):
+        found = TEMPORARY_PATH.search(output.get_text(" "))
+        if found:
+            problems.append(f"a temporary path in an output: ...{output.get_text(' ')[found.start():][:60]!r}")
+    for block in main.select(".cell_input pre"):
+        for line in block.get_text().splitlines():
+            if len(line) > CODE_LINE_LIMIT:
+                problems.append(f"a code line of {len(line)} characters: {line[:60]!r}...")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    root = Path(argv[0] if argv else "_build/html")
+    pages = sorted(root.rglob("[0-9][0-9]_*.html"))
+    if not pages:
+        print(f"no chapter pages under {root}: build the book first (make book PROFILE=smoke)")
+        return 1
+    failed = 0
+    for page in pages:
+        for problem in chapter_problems(page.read_text(encoding="utf-8")):
+            print(f"{page.relative_to(root)}: {problem}")
+            failed += 1
+    print(f"{len(pages)} chapter pages checked, {failed} problem(s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
