@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Generate --n images from the run's EMA generator, compare them with --n real images at the "
         "same level, print a table and write RUN/metrics-<kimg>kimg.json (or --json).",
     )
-    parser.add_argument("run", help="run folder (newest checkpoint) or checkpoint file")
+    parser.add_argument("run", nargs="?", help="run folder (newest checkpoint) or checkpoint file")
+    parser.add_argument("--pretrained", metavar="NAME", help="a run shipped with the package instead of RUN; "
+                        "its data is regenerated from the manifest's recipe unless --data is given")
     parser.add_argument("--data", help="prepared dataset (default: the one the run was trained on)")
     parser.add_argument("--n", type=int, default=4096, help="images per side (default 4096; the paper used 16384)")
     parser.add_argument("--metrics", nargs="+", help="which metrics (default: all that apply to the data)")
@@ -28,12 +30,20 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from pgsound import pretrained
     from pgsound.cli import CommandError
+    from pgsound.commands.generate import pretrained_or_run
     from pgsound.evaluate import evaluate_run
 
     if args.n < 2:
         raise UserError(f"--n must be at least 2, got {args.n}")
-    result = evaluate_run(args.run, data=args.data, n=args.n, metrics=args.metrics, seed=args.seed,
+    run, data = pretrained_or_run(args), args.data
+    if args.pretrained and data is None:
+        data = Path(f"{args.pretrained}-data.h5")
+        if not data.exists():
+            print(f"regenerating the data of {args.pretrained} from its manifest into {data}")
+            pretrained.regenerate_data(args.pretrained, data)
+    result = evaluate_run(run, data=data, n=args.n, metrics=args.metrics, seed=args.seed,
                           device=args.device)
     if not result["metrics"]:
         raise CommandError("no metric was computed")
@@ -41,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['checkpoint']}  ({result['kimg']:.1f} kimg, level {result['level']}, {args.n} images per side)")
     for key, value in result["metrics"].items():
         print(f"  {key:<{width}}  {value:.4f}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
-    default = Path(result["run_dir"]) / f"metrics-{int(result['kimg']):06d}kimg.json"
+    folder = Path(".") if args.pretrained else Path(result["run_dir"])  # not inside the installed package
+    default = folder / f"metrics-{args.pretrained + '-' if args.pretrained else ''}{int(result['kimg']):06d}kimg.json"
     path = Path(args.json_path) if args.json_path else default
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, default=str))

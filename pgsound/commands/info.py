@@ -1,4 +1,4 @@
-"""``pgsound info``: versions, the torch device, threads and the profile."""
+"""``pgsound info``: versions, the torch device, threads, the profile and the shipped runs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def info_lines() -> list[str]:
     import torch
 
     import pgsound
+    from pgsound import pretrained
     from pgsound.device import default_device, describe_device
     from pgsound.profile import ENV_VAR, current_profile
 
@@ -35,6 +36,7 @@ def info_lines() -> list[str]:
         f"device    {describe_device(default_device())}",
         f"threads   {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op",
         f"profile   {current_profile()} (set {ENV_VAR} to smoke, cpu or gpu)",
+        f"shipped   {', '.join(pretrained.list()) or 'none'} (pgsound generate --pretrained NAME)",
     ]
     return lines
 

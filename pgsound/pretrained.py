@@ -1,0 +1,103 @@
+"""Trained runs shipped with the package, so that a reader can skip a training run (book: chapters 9 and 10).
+
+Each shipped run is two files in ``pgsound/pretrained_runs/``: ``NAME.pt``, a slim checkpoint (Gs in float16,
+the config, the data spec, the images shown; it loads with ``weights_only=True`` like every checkpoint), and
+``NAME.json``, its manifest: the commands that made it (``pgsound prepare`` and ``pgsound train``, with ``DATA``
+for the dataset file), the package commit, kimg, wall time and machine, the decode settings and the metrics
+measured on the shipped file. The commands also regenerate the real data, so the metrics can be checked.
+
+    G, run = pgsound.pretrained.load("piano-cpu")
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pgsound.checkpoint import load_checkpoint, save_checkpoint
+from pgsound.errors import UserError
+from pgsound.evaluate import evaluate_run
+from pgsound.files import atomic_write
+from pgsound.runs import TrainedRun, checkpoint_path, load_generator
+
+FOLDER = Path(__file__).with_name("pretrained_runs")
+DATA = "DATA"  # the dataset file in a manifest's commands
+
+
+def list(folder: Path = FOLDER) -> builtins.list[str]:
+    """The names of the shipped runs."""
+    return sorted(p.stem for p in Path(folder).glob("*.json") if (p.with_suffix(".pt")).exists())
+
+
+def path(name: str, folder: Path = FOLDER) -> Path:
+    """The shipped checkpoint of ``name``; an unknown name is an error that lists the known ones."""
+    found = Path(folder) / f"{name}.pt"
+    if not found.exists() or not found.with_suffix(".json").exists():
+        known = ", ".join(list(folder)) or "none"
+        raise UserError(f"no shipped run {name!r}; the package ships: {known}")
+    return found
+
+
+def manifest(name: str, folder: Path = FOLDER) -> dict[str, Any]:
+    """The manifest of a shipped run: how it was made and what it measures."""
+    return json.loads(path(name, folder).with_suffix(".json").read_text())
+
+
+def load(name: str, device: torch.device | str | None = None, folder: Path = FOLDER
+         ) -> tuple[torch.nn.Module, TrainedRun]:
+    """Gs of a shipped run, in eval mode, and its record (the data spec holds the decode settings)."""
+    return load_generator(path(name, folder), device=device)
+
+
+def commands(record: dict[str, Any], data: str | Path) -> builtins.list[builtins.list[str]]:
+    """The manifest's ``pgsound`` commands with ``DATA`` replaced by ``data``."""
+    return [[str(data) if word == DATA else word for word in command] for command in record["commands"]]
+
+
+def export(checkpoint: str | Path, name: str, record: dict[str, Any], data: str | Path, n: int = 256,
+           seed: int = 0, folder: Path = FOLDER) -> Path:
+    """Write a run's newest checkpoint as a shipped run: ``NAME.pt`` (Gs in float16) and ``NAME.json``.
+
+    ``record`` is the manifest's account of how the run was made (``commands``, ``commit``, ``wall_seconds``,
+    ``machine``, ...); what the checkpoint says (kimg, level, alpha) is added, and so are the metrics of the
+    shipped float16 Gs against ``n`` reals of ``data`` (``pgsound evaluate``'s, seeded by ``seed``).
+    """
+    source = checkpoint_path(checkpoint)
+    state = load_checkpoint(source)
+    slim = {
+        "Gs": {key: value.half() if value.is_floating_point() else value for key, value in state["Gs"].items()},
+        "config": state["config"], "data": state["data"], "images_shown": state["images_shown"],
+    }
+    folder = Path(folder)
+    target = save_checkpoint(slim, folder / f"{name}.pt")
+    _, run = load_generator(target, device="cpu")
+    measured = evaluate_run(target, data=data, n=n, seed=seed, device="cpu")
+    record = {"name": name, **record, "kimg": run.images_shown / 1000, "level": run.phase.level,
+              "resolution": run.phase.resolution, "alpha": run.phase.alpha,
+              "command_lines": [shlex.join(["pgsound", *c]) for c in record["commands"]],
+              "decode": {"spectrogram": run.data.metadata.get("spectrogram"),
+                         "representation": run.data.metadata.get("representation", "magnitude"),
+                         "griffin_lim_iters": run.config.sample_audio_iters},
+              "evaluation": {"n": measured["n"], "seed": seed, "metrics": measured["metrics"]}}
+    with atomic_write(folder / f"{name}.json") as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
+    return target
+
+
+def regenerate_data(name: str, out: str | Path, folder: Path = FOLDER) -> Path:
+    """Run the manifest's ``pgsound prepare`` command(s) to write the run's real data to ``out``.
+
+    The embedded synthetic datasets are seeded, so this is the data the run was trained and measured on.
+    """
+    from pgsound.cli import main  # the command line, as the manifest records it
+
+    out = Path(out)
+    for command in commands(manifest(name, folder), out):
+        if command[0] == "prepare" and main(command) != 0:
+            raise UserError(f"regenerating the data of {name!r} failed: pgsound {shlex.join(command)}")
+    return out

@@ -1,0 +1,92 @@
+"""Shipped runs: export, list, load, the manifests' commands, and metrics that match the manifests."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pgsound import pretrained
+from pgsound.cli import main
+from pgsound.errors import UserError
+
+pytestmark = pytest.mark.slow
+
+SMOKE_TRAIN = ["--set", "schedule.lod_training_kimg=0.008", "--set", "schedule.lod_transition_kimg=0.008",
+               "--set", "schedule.total_kimg=0.1", "--set", "schedule.tick_kimg_default=0.05",
+               "--set", "sample_audio_iters=4"]
+
+
+def smoke_size(command: list[str]) -> list[str]:
+    """A manifest command made small: fewer pictures to prepare, a schedule of a few steps per level."""
+    small = list(command)
+    for flag, value in (("--count", "64"), ("--minutes", "0.2")):
+        if flag in small:
+            small[small.index(flag) + 1] = value
+    return small + SMOKE_TRAIN if small[0] == "train" else small
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A smoke run on 16x16 shapes, exported as a shipped run into a temporary folder."""
+    root = tmp_path_factory.mktemp("pretrained")
+    record = {"description": "a test run", "commands": [
+        ["prepare", "synthetic-shapes", "--resolution", "16", "--count", "200", "-o", "DATA"],
+        ["train", "--preset", "smoke", "--data", "DATA", "--out", str(root / "runs")]]}
+    data = root / "shapes16.h5"
+    for command in pretrained.commands(record, data):
+        assert main(command) == 0
+    (run,) = (root / "runs").iterdir()
+    pretrained.export(run, "tiny", record, data=data, n=64, folder=root / "shipped")
+    return root / "shipped", data
+
+
+def test_export_writes_a_float16_checkpoint_and_its_manifest(tiny_run):
+    folder, _ = tiny_run
+    assert pretrained.list(folder) == ["tiny"]
+    state = torch.load(folder / "tiny.pt", weights_only=True)
+    assert {"Gs", "config", "data", "images_shown"} <= set(state) and "D" not in state and "opt_g" not in state
+    assert all(v.dtype == torch.float16 for v in state["Gs"].values() if v.is_floating_point())
+    record = pretrained.manifest("tiny", folder)
+    assert record["kimg"] == pytest.approx(state["images_shown"] / 1000)
+    assert record["command_lines"][0].startswith("pgsound prepare synthetic-shapes")
+    assert record["evaluation"]["n"] == 64 and math.isfinite(record["evaluation"]["metrics"]["swd_avg"])
+    G, run = pretrained.load("tiny", device="cpu", folder=folder)
+    assert next(G.parameters()).dtype == torch.float32 and run.images_shown == state["images_shown"]
+
+
+def test_an_unknown_name_lists_the_shipped_ones(tiny_run):
+    folder, _ = tiny_run
+    with pytest.raises(UserError, match=r"no shipped run 'tinny'; the package ships: tiny"):
+        pretrained.path("tinny", folder)
+
+
+def test_generate_takes_a_run_or_pretrained_but_not_both(tmp_path, capsys):
+    assert main(["generate"]) == 2
+    assert "one of the two" in capsys.readouterr().err
+    assert main(["generate", "--pretrained", "no-such-run"]) == 2
+    assert "no shipped run 'no-such-run'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", pretrained.list())
+def test_a_shipped_run_measures_what_its_manifest_says(name, tmp_path):
+    """The data regenerated from the manifest's recipe and the shipped weights give the manifest's figures."""
+    from pgsound.evaluate import evaluate_run
+
+    record = pretrained.manifest(name)
+    data = pretrained.regenerate_data(name, tmp_path / "data.h5")
+    measured = evaluate_run(pretrained.path(name), data=data, n=record["evaluation"]["n"],
+                            seed=record["evaluation"]["seed"], device="cpu")["metrics"]
+    for key, expected in record["evaluation"]["metrics"].items():
+        assert measured[key] == pytest.approx(expected, rel=0.05, abs=0.05), key
+
+
+@pytest.mark.parametrize("name", pretrained.list())
+def test_a_shipped_run_recipe_runs_at_smoke_size(name, tmp_path):
+    for command in pretrained.commands(pretrained.manifest(name), tmp_path / "data.h5"):
+        small = smoke_size(command)
+        if small[0] == "train":
+            small += ["--out", str(tmp_path / "runs")]
+        assert main(small) == 0, small
+    assert list((tmp_path / "runs").glob("*/checkpoints/*.pt"))
