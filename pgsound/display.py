@@ -111,3 +111,78 @@ def image_grid(
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def _png_data_uri(picture: np.ndarray) -> str:
+    """A uint8 (H, W, 3) picture as a ``data:image/png;base64,...`` URI."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _wav_data_uri(clip: np.ndarray, sample_rate: int) -> str:
+    """A clip in [-1, 1] as a 16-bit ``data:audio/wav;base64,...`` URI (not normalised)."""
+    import base64
+    import io
+    import wave
+
+    samples = np.round(np.clip(clip, -1.0, 1.0) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(samples.tobytes())
+    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def media_slider(
+    steps: Sequence[tuple[str, np.ndarray, np.ndarray | torch.Tensor | None]],
+    sample_rate: int = 16000,
+    title: str = "",
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    scale: int = 1,
+):
+    """A slider over precomputed steps, each a label, a picture and (optionally) its sound.
+
+    ``picture`` is uint8 (H, W, 3) (``pgsound.samples.grid_image`` makes one); the clips are embedded without
+    normalisation, as :func:`audio`. Every step is in the page and the slider is a few lines of JavaScript,
+    so it works in Jupyter and in the static HTML book alike, with no kernel. Returns ``IPython.display.HTML``.
+    (book: chapters 2, 6 and 10)
+    """
+    import json
+    import uuid
+
+    from IPython.display import HTML
+
+    if not steps:
+        raise ValueError("media_slider needs at least one step")
+    labels = [str(label) for label, _, _ in steps]
+    pictures = [_png_data_uri(picture) for _, picture, _ in steps]
+    sounds = [_wav_data_uri(prepare_clip(clip, max_seconds, sample_rate), sample_rate) if clip is not None else ""
+              for _, _, clip in steps]
+    height, width = np.asarray(steps[0][1]).shape[:2]
+    key = f"pgsound-slider-{uuid.uuid4().hex[:12]}"
+    data = json.dumps({"labels": labels, "pictures": pictures, "sounds": sounds})
+    audio_tag = (f'<br><audio id="{key}-audio" controls="controls" src="{sounds[0]}"></audio>'
+                 if any(sounds) else "")
+    return HTML(
+        f'<div class="pgsound-slider" id="{key}">'
+        + (f"<b>{html.escape(title)}</b><br>" if title else "")
+        + f'<input type="range" id="{key}-range" min="0" max="{len(steps) - 1}" value="0" step="1" '
+        f'style="width:{max(width * scale, 240)}px"> <span id="{key}-label">{html.escape(labels[0])}</span><br>'
+        f'<img id="{key}-picture" src="{pictures[0]}" width="{width * scale}" height="{height * scale}" '
+        f'style="image-rendering:pixelated">{audio_tag}'
+        f"<script>(function() {{ const d = {data}; const k = {json.dumps(key)};"
+        " const range = document.getElementById(k + '-range');"
+        " range.addEventListener('input', function() { const i = Number(range.value);"
+        " document.getElementById(k + '-label').textContent = d.labels[i];"
+        " document.getElementById(k + '-picture').src = d.pictures[i];"
+        " const a = document.getElementById(k + '-audio'); if (a && d.sounds[i]) { a.src = d.sounds[i]; } });"
+        " })();</script></div>"
+    )
