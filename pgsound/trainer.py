@@ -318,7 +318,7 @@ class TrainResult:
     state: TrainState
     ticks: list[TickReport]
     checkpoint: Path | None
-    stopped_by_signal: bool
+    stop_signal: int | None  # the SIGINT or SIGTERM that stopped it early, if one did
 
 
 def train(
@@ -385,9 +385,9 @@ def train(
         bar.close()
     checkpoint = run.last_checkpoint if run else None
     if stop.requested and main:
-        print(f"stopped by a signal at {state.images_shown / 1000:.1f} kimg"
+        print(f"stopped by {signal.Signals(stop.signal).name} at {state.images_shown / 1000:.1f} kimg"
               + (f"; checkpoint {checkpoint}" if checkpoint else ""))
-    return TrainResult(state, ticks, checkpoint, stop.requested)
+    return TrainResult(state, ticks, checkpoint, stop.signal)
 
 
 def end_of_tick(
@@ -487,7 +487,11 @@ def progress_bar(total_kimg: float, images_shown: int):
 
 @dataclass
 class StopRequest:
-    requested: bool = False
+    signal: int | None = None  # the signal received, if any
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
 
 
 @contextlib.contextmanager
@@ -496,7 +500,7 @@ def stop_on_signals() -> Iterator[StopRequest]:
     stop = StopRequest()
 
     def request_stop(signum, frame):
-        stop.requested = True
+        stop.signal = signum
 
     previous = {}
     try:

@@ -59,3 +59,51 @@ def test_what_users_get_wrong_are_user_errors(tmp_path, capsys):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err
         assert expected in err and err.count("\n") == 1, (argv, err)
+
+
+def test_train_refuses_a_kimg_with_nothing_to_train(tmp_path, capsys):
+    from pgsound.datasets import prepare_synthetic_shapes
+
+    data = tmp_path / "shapes8.h5"
+    prepare_synthetic_shapes(data, count=16, resolution=8)
+    runs = tmp_path / "runs"
+    for kimg in ("0", "-1"):
+        assert cli.main(["train", "--preset", "smoke", "--data", str(data), "--out", str(runs), "--kimg", kimg]) == 2
+        assert "--kimg must be positive" in capsys.readouterr().err
+    assert not runs.exists()  # no empty run folder left behind
+
+
+def test_prepare_refuses_sizes_that_cannot_work(tmp_path, capsys):
+    out = str(tmp_path / "x.h5")
+    for argv, expected in [(["synthetic-shapes", "--resolution", "0"], "power of two >= 4, got 0"),
+                           (["synthetic-piano", "--size", "32x32", "--hop", "0"], "--hop must be a positive"),
+                           (["synthetic-piano", "--size", "32x32", "--n-fft", "-4"], "--n-fft must be a positive")]:
+        assert cli.main(["prepare", *argv, "-o", out]) == 2, argv
+        assert expected in capsys.readouterr().err
+
+
+def test_a_run_stopped_by_sigterm_exits_143_not_0(tmp_path, capsys, monkeypatch):
+    """A batch scheduler reads the exit status: a run stopped early by SIGTERM must not look finished."""
+    import os
+    import signal
+
+    import pgsound.trainer as trainer_module
+    from pgsound.datasets import prepare_synthetic_shapes
+
+    step = trainer_module.train_step
+    calls = []
+
+    def step_then_term(state):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(state)
+
+    monkeypatch.setattr(trainer_module, "train_step", step_then_term)
+    data = tmp_path / "shapes8.h5"
+    prepare_synthetic_shapes(data, count=16, resolution=8)
+    status = cli.main(["train", "--preset", "smoke", "--data", str(data), "--out", str(tmp_path / "runs"),
+                       "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in out and "resume with: pgsound train --resume" in out and "done at" not in out

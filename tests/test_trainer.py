@@ -126,7 +126,7 @@ def test_a_signal_finishes_the_step_writes_a_checkpoint_and_returns(shapes_file,
     monkeypatch.setattr(trainer_module, "train_step", step_and_signal)
     result = train(tiny_config("schedule.total_kimg=1000"), open_shapes(shapes_file), tmp_path / "run",
                    max_steps=50, progress=False)
-    assert len(steps) == 3 and result.state.images_shown == 3 * 4 and result.stopped_by_signal
+    assert len(steps) == 3 and result.state.images_shown == 3 * 4 and result.stop_signal == signum
     checkpoint = latest_checkpoint(tmp_path / "run")
     assert checkpoint == result.checkpoint
     assert resume_state(checkpoint, open_shapes(shapes_file)).images_shown == result.state.images_shown

@@ -27,6 +27,11 @@ def spectrogram_config(args: argparse.Namespace):
     except ValueError:
         raise UserError(f"--size must look like 512x512 (bins x frames), got {args.size!r}") from None
     # The reference time step (hop 128 at 16 kHz: 8 ms per column) at every size; n_fft = 2 * bins.
-    hop = args.hop or min(128, bins)
-    n_fft = args.n_fft or 2 * bins
+    for flag, value in (("--hop", args.hop), ("--n-fft", args.n_fft)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be a positive number of samples, got {value}")
+    if bins < 1 or frames < 1:
+        raise UserError(f"--size must have at least one bin and one frame, got {args.size!r}")
+    hop = args.hop if args.hop is not None else min(128, bins)
+    n_fft = args.n_fft if args.n_fft is not None else 2 * bins
     return SpectrogramConfig(n_fft=n_fft, hop_length=hop, n_bins=bins, n_frames=frames, framing=args.framing)

@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.runs import checkpoint_path, new_run_dir
     from pgsound.trainer import TrainingDiverged, new_state, resume_state, train
 
+    if args.kimg is not None and args.kimg <= 0:
+        raise CommandError(f"--kimg must be positive (the kimg to stop at, in all), got {args.kimg:g}")
     device = torch.device(args.device) if args.device else default_device()
     configure_process(device)
     group = init_from_environment(device)
@@ -64,11 +66,19 @@ def run(args: argparse.Namespace) -> int:
         if run_dir is not None:
             save_config(config, run_dir / "config.yaml")
             print(f"run folder {run_dir}")
+    if args.kimg is not None and args.kimg * 1000 <= state.images_shown:
+        raise CommandError(f"--kimg {args.kimg:g} is not past the {state.images_shown / 1000:g} kimg already "
+                           f"shown: nothing to train")
     try:
         result = train(state.config, dataset, run_dir, state=state, stop_kimg=args.kimg,
                        progress=not args.no_progress)
     except TrainingDiverged as error:
         raise CommandError(str(error)) from None
+    if result.stop_signal is not None:
+        # Not a success: a batch scheduler must see that the run stopped early (128 + the signal, as a shell).
+        if group.is_main and run_dir is not None:
+            print(f"resume with: pgsound train --resume {run_dir}")
+        return 128 + result.stop_signal
     if group.is_main and run_dir is not None:
         print(f"done at {state.images_shown / 1000:.1f} kimg; checkpoint {result.checkpoint}")
     return 0

@@ -54,6 +54,8 @@ def prepare_synthetic_shapes(
     """Write ``count`` synthetic shape images at ``resolution`` (every level down to 1x1) with shape labels."""
     if count < 1:
         raise UserError(f"count must be at least 1, got {count}")
+    if resolution < 4 or resolution & (resolution - 1):  # before the writer makes levels down to 1x1
+        raise UserError(f"resolution must be a power of two >= 4, got {resolution}")
     metadata = {
         "source": "synthetic-shapes", "seed": seed, "num_labels": len(SHAPES), "label_names": list(SHAPES),
         "value_mapping": "uint8 [0, 255] -> [-1, 1]",
