@@ -13,15 +13,24 @@ from typing import Any
 
 import numpy as np
 
+from pgsound.files import atomic_write
+
 
 class RunLog:
-    """Appends one JSON object per tick to ``log.jsonl`` and mirrors scalars to TensorBoard when installed."""
+    """Appends one JSON object per tick to ``log.jsonl`` and mirrors scalars to TensorBoard when installed.
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
+    ``images_shown``: where the run stands (a resumed run: its checkpoint's count). Ticks logged after it, by a
+    run that crashed between its log line and its checkpoint, are dropped from ``log.jsonl`` and ``log.txt``, so
+    that a resumed run's log is exactly the uninterrupted run's.
+    """
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True, images_shown: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.jsonl_path = self.run_dir / "log.jsonl"
         self.text_path = self.run_dir / "log.txt"
+        if images_shown is not None:
+            self.truncate(images_shown)
         self._writer = None
         if tensorboard:
             try:
@@ -46,6 +55,20 @@ class RunLog:
                     self._writer.add_scalar(key, value, step)
             self._writer.flush()
         return line
+
+    def truncate(self, images_shown: int) -> int:
+        """Keep the ticks up to ``images_shown`` images (rewriting both logs atomically); returns how many went."""
+        if not self.jsonl_path.exists():
+            return 0
+        records = read_log(self.run_dir)
+        kept = [r for r in records if round(r["kimg"] * 1000) <= images_shown]
+        if len(kept) == len(records):
+            return 0
+        with atomic_write(self.jsonl_path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        with atomic_write(self.text_path) as tmp:
+            tmp.write_text("".join(format_tick(r) + "\n" for r in kept))
+        return len(records) - len(kept)
 
     def close(self) -> None:
         if self._writer is not None:

@@ -8,6 +8,9 @@ on (:class:`DataSpec`) and rebuilds a trained generator for sampling; ``pgsound 
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +82,44 @@ def new_run_dir(root: str | Path, name: str) -> Path:
             return path
         except FileExistsError:
             number += 1
+
+
+@contextlib.contextmanager
+def hold_run_dir(run_dir: str | Path) -> Iterator[None]:
+    """Hold an OS lock on ``RUN/.lock`` while this process trains the run.
+
+    A second process that tries to train the same run is refused with the holder's PID (two resumes of one run
+    would write one log twice and race for its checkpoints). Once the lock is held, temporary files that a
+    killed process left behind (a checkpoint half written, say) are removed: nobody else can be writing them.
+    The lock goes with the process, however it ends. (Without ``fcntl``, on Windows, nothing is locked.)
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise UserError(f"{run_dir} is being trained by process {holder}; stop that one first (or train "
+                            f"another run)") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
+            for stale in folder.glob(".*"):  # atomic_write's temporary names start with a dot
+                if stale.is_file() and stale.name != ".lock":
+                    stale.unlink()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path:

@@ -38,7 +38,7 @@ from pgsound.loss import discriminator_loss, generator_loss
 from pgsound.networks import Alpha
 from pgsound.plan import check_run
 from pgsound.runlog import RunLog
-from pgsound.runs import DataSpec, build_networks, checkpoint_path, latest_checkpoint, load_into
+from pgsound.runs import DataSpec, build_networks, checkpoint_path, hold_run_dir, latest_checkpoint, load_into
 from pgsound.samples import write_sample_set
 from pgsound.schedule import Phase, level_resolution, level_start_kimg, lod_progress, phase_at
 
@@ -346,7 +346,6 @@ def train(
     elif state.config != config or state.loader.dataset is not dataset:
         raise ValueError("train(state=...) continues a state with its own config and dataset: pass those")
     main = state.group.is_main
-    run = open_run_folder(state, run_dir) if run_dir is not None and main else None
     total_kimg = config.schedule.total_kimg if stop_kimg is None else stop_kimg
     total_images = round(total_kimg * 1000)
     bar = progress_bar(total_kimg, state.images_shown) if progress and main else None
@@ -358,8 +357,7 @@ def train(
         torch.cuda.reset_peak_memory_stats(state.device)
 
     # The loop: a step per minibatch; a tick's end every tick_kimg, and at the end of the run.
-    log_closing = contextlib.closing(run.log) if run else contextlib.nullcontext()
-    with stop_on_signals() as stop, log_closing:
+    with run_folder(state, run_dir if main else None) as run, stop_on_signals() as stop:
         while state.images_shown < total_images and not stop.requested:
             phase, step_stats = train_step(state)
             stats += step_stats
@@ -438,9 +436,27 @@ def end_of_tick(
 
 
 # ---------------------------------------------------------------------- what a run writes
-def open_run_folder(state: TrainState, path: str | Path) -> RunFolder:
-    """The run folder's log and fixed sample latents; a fresh run also writes its reals' grid."""
+@contextlib.contextmanager
+def run_folder(state: TrainState, path: str | Path | None) -> Iterator[RunFolder | None]:
+    """The run folder, held for this process (``pgsound.runs.hold_run_dir``), with its log open.
+
+    The log is cut back to the state's images shown (a resumed run logs each tick once); a fresh run writes
+    its reals' grid. ``path`` None: nothing is written, and this yields None.
+    """
+    if path is None:
+        yield None
+        return
     path = Path(path)
+    with hold_run_dir(path):
+        run = open_run_folder(state, path)
+        try:
+            yield run
+        finally:
+            run.log.close()
+
+
+def open_run_folder(state: TrainState, path: Path) -> RunFolder:
+    """The run folder's log and fixed sample latents; a fresh run also writes its reals' grid."""
     config = state.config
     rows, cols = config.sample_grid
     fixed = torch.randn(rows * cols, state.G.latent_size, generator=torch.Generator().manual_seed(config.seed + 3))
@@ -449,7 +465,7 @@ def open_run_folder(state: TrainState, path: str | Path) -> RunFolder:
         last = latest_checkpoint(path)
     except FileNotFoundError:
         last = None
-    run = RunFolder(path, RunLog(path), fixed, labels, last)
+    run = RunFolder(path, RunLog(path, images_shown=state.images_shown), fixed, labels, last)
     if state.images_shown == 0:
         reals = state.loader.peek(state.max_level, rows * cols)
         write_sample_set(reals, path / "samples", "reals", state.data.metadata, grid=config.sample_grid)

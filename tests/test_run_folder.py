@@ -1,0 +1,56 @@
+"""A run folder survives crashes: one log line per tick after a resume, no stale temporaries, one trainer."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from pgsound.config import resolve_config
+from pgsound.datasets import ArrayDataset
+from pgsound.errors import UserError
+from pgsound.runlog import read_log
+from pgsound.runs import hold_run_dir
+from pgsound.trainer import resume_state, train
+
+pytestmark = pytest.mark.slow
+
+
+def config():
+    return resolve_config("smoke", ["schedule.minibatch_default=4", "schedule.fixed_level=1",
+                                    "schedule.tick_kimg_default=0.008", "samples_every_ticks=1000"])
+
+
+def test_a_resume_after_a_crash_between_log_and_checkpoint_logs_each_tick_once(tmp_path):
+    dataset = ArrayDataset.random(16, 1, (8, 8))
+    straight = [r["kimg"] for r in (train(config(), dataset, tmp_path / "a", max_steps=6, progress=False),
+                                    read_log(tmp_path / "a"))[1]]
+    run = tmp_path / "b"
+    train(config(), dataset, run, max_steps=4, progress=False)  # two ticks, each with a checkpoint
+    # The crash: the next tick's line reached the log, its checkpoint never did.
+    lines = (run / "log.jsonl").read_text().splitlines()
+    extra = dict(json.loads(lines[-1]), kimg=0.024, tick=3)
+    (run / "log.jsonl").write_text("\n".join(lines + [json.dumps(extra)]) + "\n")
+    state = resume_state(run, dataset)
+    train(state.config, dataset, run, state=state, max_steps=2, progress=False)
+    assert [r["kimg"] for r in read_log(run)] == straight == [0.008, 0.016, 0.024]
+    assert len((run / "log.txt").read_text().splitlines()) == 3
+
+
+def test_stale_temporary_files_are_removed_when_a_run_starts(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    stale = run / "checkpoints" / ".ckpt-0000000.016kimg.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    train(config(), ArrayDataset.random(16, 1, (8, 8)), run, max_steps=1, progress=False)
+    assert not stale.exists() and list((run / "checkpoints").glob("ckpt-*.pt"))
+
+
+def test_a_second_trainer_of_one_run_is_refused_with_the_holders_pid(tmp_path):
+    run = tmp_path / "run"
+    with hold_run_dir(run):
+        # flock locks are per open file: a second open in this process conflicts as another process would.
+        with pytest.raises(UserError, match=f"being trained by process {os.getpid()}"):
+            train(config(), ArrayDataset.random(16, 1, (8, 8)), run, max_steps=1, progress=False)
+    train(config(), ArrayDataset.random(16, 1, (8, 8)), run, max_steps=1, progress=False)  # free again
