@@ -32,8 +32,18 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint``; anything else raises ``CheckpointError``."""
+TRAINING_KEYS = ("G", "D", "Gs", "opt_g", "opt_d", "images_shown", "tick", "last_progress", "rng", "config", "data")
+GENERATOR_KEYS = ("Gs", "config", "data", "images_shown")  # what sampling needs (a shipped run has only these)
+
+
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", needs: tuple[str, ...] = GENERATOR_KEYS
+) -> dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint``; anything else raises ``CheckpointError``.
+
+    ``needs``: the keys the caller will read (``TRAINING_KEYS`` to resume); a checkpoint without one of them is a
+    ``CheckpointError`` naming the file and the keys, not a ``KeyError`` later.
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"no checkpoint at {path}")
@@ -47,4 +57,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path} is not a pgsound checkpoint (no '{FORMAT}' format tag)")
     if state.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {state.get('version')}, this pgsound reads {VERSION}")
+    missing = [key for key in needs if key not in state]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}: it cannot be "
+                              f"{'resumed' if 'opt_g' in needs else 'sampled'} (a shipped run can only be sampled)")
     return state

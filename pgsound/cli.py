@@ -49,6 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:  # the user's mistake: one line; anything else is a bug and keeps its traceback
         print(f"pgsound {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if error.filename is None:
+            raise
+        # The machine's answer about a path: a full disk, a read-only folder, a file where a folder should be.
+        # Files are written whole or not at all (pgsound.files.atomic_write), so what was written before stands.
+        print(f"pgsound {args.command}: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"pgsound {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,15 +34,19 @@ class DataSpec:
     channels: int
     num_labels: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)  # the dataset's: source, spectrogram settings, ...
-    path: str = ""
+    path: str = ""  # absolute, so that a run resumed from another folder finds its data
+    count: int = 0
+    fingerprint: str = ""  # of the metadata and a few pictures: another dataset of the same shape differs
 
     @classmethod
     def of(cls, dataset: Any) -> DataSpec:
         """The spec of an opened dataset (a prepared file or pictures in memory)."""
+        path = getattr(dataset, "path", None)
         return cls(
             resolution=tuple(int(s) for s in dataset.resolution), channels=int(dataset.channels),
             num_labels=int(dataset.num_labels), metadata=dict(dataset.metadata),
-            path=str(getattr(dataset, "path", "") or ""),
+            path=str(Path(path).resolve()) if path else "", count=int(dataset.count),
+            fingerprint=dataset_fingerprint(dataset),
         )
 
     @classmethod
@@ -49,13 +54,15 @@ class DataSpec:
         return cls(
             resolution=tuple(int(s) for s in record["resolution"]), channels=int(record["channels"]),
             num_labels=int(record["num_labels"]), metadata=dict(record.get("metadata", {})),
-            path=str(record.get("path", "") or ""),
+            path=str(record.get("path", "") or ""), count=int(record.get("count", 0)),
+            fingerprint=str(record.get("fingerprint", "")),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as a checkpoint stores them."""
         return {"path": self.path, "resolution": list(self.resolution), "channels": self.channels,
-                "num_labels": self.num_labels, "metadata": dict(self.metadata)}
+                "num_labels": self.num_labels, "metadata": dict(self.metadata), "count": self.count,
+                "fingerprint": self.fingerprint}
 
     def check_fits(self, other: DataSpec, checkpoint: Path) -> None:
         """Refuse data of another shape than the run was trained on, naming the checkpoint."""
@@ -63,6 +70,27 @@ class DataSpec:
             if getattr(self, key) != getattr(other, key):
                 raise UserError(f"{checkpoint} was trained on data with {key} {getattr(self, key)}, but this "
                                  f"dataset has {getattr(other, key)}")
+        if self.fingerprint and other.fingerprint and self.fingerprint != other.fingerprint:
+            raise UserError(
+                f"{checkpoint} was trained on other data of this shape ({self.count} pictures from "
+                f"{self.path or 'memory'}); this dataset has {other.count} pictures from {other.path or 'memory'} "
+                f"and differs: resume on the data the run was trained on")
+
+
+def dataset_fingerprint(dataset: Any) -> str:
+    """A short hash of a dataset's metadata, count and first, middle and last full-size pictures."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(dataset.metadata, sort_keys=True, default=str).encode())
+    digest.update(str(int(dataset.count)).encode())
+    pictures = dataset.images(*tuple(int(s) for s in dataset.resolution))
+    for index in sorted({0, dataset.count // 2, dataset.count - 1}):
+        digest.update(np.ascontiguousarray(pictures[index]).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -122,13 +150,20 @@ def hold_run_dir(run_dir: str | Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+CHECKPOINT_NAME = re.compile(r"^(ckpt|milestone)-(\d+\.\d+)kimg\.pt$")
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path:
-    """The newest checkpoint in ``RUN/checkpoints`` (by images shown; a milestone before a plain one)."""
+    """The newest checkpoint in ``RUN/checkpoints`` (by images shown; a milestone before a plain one).
+
+    Only the names the training loop writes count (``ckpt-0000012.000kimg.pt``); other files there are ignored.
+    """
     folder = Path(run_dir) / "checkpoints"
-    found = sorted(folder.glob("*.pt"), key=lambda p: (float(p.stem.split("-")[1][:-4]), p.name.startswith("ckpt")))
+    found = [(float(m.group(2)), m.group(1) == "ckpt", p) for p in folder.glob("*.pt")
+             if (m := CHECKPOINT_NAME.match(p.name))]
     if not found:
         raise MissingFileError(f"no checkpoint in {folder}")
-    return found[-1]
+    return max(found)[2]
 
 
 def checkpoint_path(run_or_checkpoint: str | Path) -> Path:

@@ -117,7 +117,7 @@ def load_spectrogram(path: str | os.PathLike) -> SpectrogramFile:
         frames = frames[None] if frames.ndim == 2 else frames
         if frames.ndim != 3 or not np.issubdtype(frames.dtype, np.floating):
             raise UserError(f"{path}: expected float pictures (N, bins, frames), got {frames.dtype} {frames.shape}")
-        return _from_metadata(frames.astype(np.float32), json.loads(sidecar.read_text()), str(sidecar))
+        return _from_metadata(frames.astype(np.float32), _settings(sidecar.read_text(), sidecar), str(sidecar))
     if suffix != ".png":
         raise UserError(f"{path}: expected a .png or .npy spectrogram")
     from PIL import Image, UnidentifiedImageError
@@ -130,7 +130,10 @@ def load_spectrogram(path: str | os.PathLike) -> SpectrogramFile:
         raise UserError(f"{path}: not a readable PNG ({error})") from None
     if text is None:
         raise UserError(f"{path}: this PNG has no pgsound settings; write it with `pgsound spectrogram`")
-    metadata = json.loads(text)
+    metadata = _settings(text, path)
+    if not isinstance(metadata.get("spectrogram"), dict):
+        raise UserError(f"{path}: its pgsound settings hold no spectrogram geometry; write it with "
+                        f"`pgsound spectrogram`")
     config = SpectrogramConfig.from_dict(metadata["spectrogram"])
     count = int(metadata.get("pictures", 0))
     if pixels.dtype != np.uint16 or pixels.shape != (config.n_bins, count * config.n_frames):
@@ -141,3 +144,14 @@ def load_spectrogram(path: str | os.PathLike) -> SpectrogramFile:
     strip = pixels[::-1].astype(np.float32) / 32767.5 - 1.0
     frames = np.stack(np.split(strip, count, axis=1))
     return _from_metadata(frames, metadata, str(path))
+
+
+def _settings(text: str, where: Path) -> dict:
+    """The JSON settings stored with a picture, or a :class:`UserError` naming the file."""
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{where}: its pgsound settings are not JSON ({error.msg})") from None
+    if not isinstance(settings, dict):
+        raise UserError(f"{where}: its pgsound settings are not a JSON object")
+    return settings

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from pgsound.checkpoint import load_checkpoint, save_checkpoint
+from pgsound.checkpoint import TRAINING_KEYS, load_checkpoint, save_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.datasets import LevelLoader
 from pgsound.device import default_device
@@ -167,7 +167,7 @@ def resume_state(
 ) -> TrainState:
     """The state saved in a checkpoint file, or in the newest checkpoint of a run folder, on ``dataset``."""
     path = checkpoint_path(checkpoint)
-    saved = load_checkpoint(path)
+    saved = load_checkpoint(path, needs=TRAINING_KEYS)
     DataSpec.from_dict(saved["data"]).check_fits(DataSpec.of(dataset), path)
     state = new_state(TrainConfig.from_dict(saved["config"]), dataset, device, group)
     state.load_state_dict(saved, path)
@@ -395,11 +395,15 @@ def end_of_tick(
     """The tick's one read from the device; then the divergence check, the log line, metrics, samples and a
     checkpoint, each at its interval (all at the end of the run). ``echo`` prints the tick line."""
     config = state.config
-    stats = dict(zip(STAT_NAMES, average_tensor(mean_stats, state.group).tolist()))
+    # Whether every weight is finite, read with the statistics: a step can leave an Inf in a weight after the
+    # tick's losses were computed, and that state must not be saved as good.
+    finite = torch.stack([p.isfinite().all() for net in (state.G, state.D, state.Gs) for p in net.parameters()])
+    *means, finite_share = average_tensor(torch.cat([mean_stats, finite.all().float()[None]]), state.group).tolist()
+    stats = dict(zip(STAT_NAMES, means))
     state.tick += 1
     kimg = state.images_shown / 1000
-    if not all(math.isfinite(v) for v in stats.values()):
-        bad = ", ".join(f"{k}={v}" for k, v in stats.items() if not math.isfinite(v))
+    if not all(math.isfinite(v) for v in stats.values()) or finite_share < 1:
+        bad = ", ".join(f"{k}={v}" for k, v in stats.items() if not math.isfinite(v)) or "a weight is not finite"
         good = (run.last_checkpoint if run else None) or "none written yet"
         raise TrainingDiverged(
             f"training diverged at {kimg:.3f} kimg (level {phase.level}, alpha {phase.alpha:.3f}): {bad}. "

@@ -107,3 +107,20 @@ def test_a_run_stopped_by_sigterm_exits_143_not_0(tmp_path, capsys, monkeypatch)
     out = capsys.readouterr().out
     assert status == 128 + signal.SIGTERM
     assert "stopped by SIGTERM" in out and "resume with: pgsound train --resume" in out and "done at" not in out
+
+
+def test_an_os_error_about_a_path_is_one_line_with_status_1(monkeypatch, capsys):
+    import errno
+
+    assert run_with(monkeypatch, OSError(errno.ENOSPC, "No space left on device", "/runs/x/ckpt.pt")) == 1
+    assert capsys.readouterr().err == "pgsound info: error: No space left on device: /runs/x/ckpt.pt\n"
+    with pytest.raises(OSError):  # no path: not the user's, keeps its traceback
+        run_with(monkeypatch, OSError("a socket broke"))
+
+
+def test_out_under_a_file_is_a_message(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    status = cli.main(["prepare", "synthetic-shapes", "--resolution", "8", "--count", "4",
+                       "-o", str(tmp_path / "file" / "x.h5")])
+    err = capsys.readouterr().err
+    assert status in (1, 2) and "file" in err and err.count("\n") == 1, err

@@ -46,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.preset or args.overrides:
             raise CommandError("--resume continues a run with its saved config; drop --preset and --set")
-        from pgsound.checkpoint import load_checkpoint
+        from pgsound.checkpoint import TRAINING_KEYS, load_checkpoint
 
         checkpoint = checkpoint_path(args.resume)
-        data_path = args.data or load_checkpoint(checkpoint)["data"].get("path")
+        data_path = args.data or load_checkpoint(checkpoint, needs=TRAINING_KEYS)["data"].get("path")
         if not data_path:
             raise CommandError("this checkpoint does not record its dataset path: pass --data")
         dataset = open_dataset(data_path)

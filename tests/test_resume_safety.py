@@ -1,0 +1,86 @@
+"""What a resume or a load refuses: other data, foreign files, missing keys, a state with an Inf weight."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import pgsound.trainer as trainer_module
+from pgsound.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pgsound.config import resolve_config
+from pgsound.datasets import ArrayDataset
+from pgsound.errors import UserError
+from pgsound.runs import latest_checkpoint
+from pgsound.trainer import TrainingDiverged, resume_state, train, train_step
+
+pytestmark = pytest.mark.slow
+
+
+def config():
+    return resolve_config("smoke", ["schedule.minibatch_default=4", "schedule.fixed_level=1",
+                                    "schedule.tick_kimg_default=0.008", "samples_every_ticks=1000"])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    data = ArrayDataset.random(16, 1, (8, 8), seed=0)
+    train(config(), data, folder, max_steps=2, progress=False)
+    return folder, data
+
+
+def test_resuming_on_other_data_of_the_same_shape_is_refused(run):
+    folder, _ = run
+    with pytest.raises(UserError, match="trained on other data of this shape"):
+        resume_state(folder, ArrayDataset.random(16, 1, (8, 8), seed=1))
+    with pytest.raises(UserError, match="trained on other data"):  # a smaller re-prepared set
+        resume_state(folder, ArrayDataset.random(12, 1, (8, 8), seed=0))
+
+
+def test_a_stray_file_among_the_checkpoints_is_ignored(run):
+    folder, _ = run
+    newest = latest_checkpoint(folder)
+    (folder / "checkpoints" / "best.pt").write_bytes(b"someone's copy")
+    assert latest_checkpoint(folder) == newest
+
+
+def test_a_checkpoint_without_its_keys_names_them(run, tmp_path):
+    folder, data = run
+    state = load_checkpoint(latest_checkpoint(folder))
+    del state["opt_d"], state["rng"]
+    state.pop("format"), state.pop("version")
+    path = save_checkpoint(state, tmp_path / "checkpoints" / "ckpt-0000000.008kimg.pt")
+    with pytest.raises(CheckpointError, match=r"lacks opt_d, rng: it cannot be resumed"):
+        resume_state(path, data)
+
+
+def test_an_inf_weight_after_the_last_step_of_a_tick_is_not_saved(run, monkeypatch, tmp_path):
+    folder, data = run
+    good = latest_checkpoint(folder)
+
+    def step_then_break(state):
+        out = train_step(state)
+        with torch.no_grad():
+            next(state.G.parameters()).view(-1)[0] = float("inf")  # after the losses were computed
+        return out
+
+    monkeypatch.setattr(trainer_module, "train_step", step_then_break)
+    state = resume_state(folder, data)
+    with pytest.raises(TrainingDiverged, match="a weight is not finite"):  # one step: its losses were finite
+        train(state.config, data, folder, state=state, max_steps=1, progress=False)
+    assert latest_checkpoint(folder) == good
+
+
+def test_a_png_with_broken_settings_is_a_clear_error(tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    from pgsound.spectrogram_files import PNG_KEY, load_spectrogram
+
+    for text, expected in (("{}", "hold no spectrogram geometry"), ("{not json", "are not JSON"),
+                           ("[1, 2]", "not a JSON object")):
+        info = PngImagePlugin.PngInfo()
+        info.add_text(PNG_KEY, text)
+        path = tmp_path / "x.png"
+        Image.fromarray(torch.zeros(4, 4, dtype=torch.uint8).numpy()).save(path, pnginfo=info)
+        with pytest.raises(UserError, match=expected):
+            load_spectrogram(path)
