@@ -37,12 +37,12 @@ GENERATOR_KEYS = ("Gs", "config", "data", "images_shown")  # what sampling needs
 
 
 def load_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu", needs: tuple[str, ...] = GENERATOR_KEYS
+    path: str | Path, map_location: str | torch.device = "cpu", needs: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Read a checkpoint written by ``save_checkpoint``; anything else raises ``CheckpointError``.
 
-    ``needs``: the keys the caller will read (``TRAINING_KEYS`` to resume); a checkpoint without one of them is a
-    ``CheckpointError`` naming the file and the keys, not a ``KeyError`` later.
+    ``needs``: the keys the caller will read (``TRAINING_KEYS`` to resume, ``GENERATOR_KEYS`` to sample): a
+    checkpoint without one of them is a ``CheckpointError`` naming the file and the keys, not a ``KeyError``.
     """
     path = Path(path)
     if not path.is_file():

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from pgsound.checkpoint import load_checkpoint, save_checkpoint
+from pgsound.checkpoint import GENERATOR_KEYS, load_checkpoint, save_checkpoint
 from pgsound.errors import UserError
 from pgsound.evaluate import evaluate_run
 from pgsound.files import atomic_write
@@ -68,7 +68,7 @@ def export(checkpoint: str | Path, name: str, record: dict[str, Any], data: str 
     shipped float16 Gs against ``n`` reals of ``data`` (``pgsound evaluate``'s, seeded by ``seed``).
     """
     source = checkpoint_path(checkpoint)
-    state = load_checkpoint(source)
+    state = load_checkpoint(source, needs=GENERATOR_KEYS)
     slim = {
         "Gs": {key: value.half() if value.is_floating_point() else value for key, value in state["Gs"].items()},
         "config": state["config"], "data": state["data"], "images_shown": state["images_shown"],
@@ -80,9 +80,10 @@ def export(checkpoint: str | Path, name: str, record: dict[str, Any], data: str 
     record = {"name": name, **record, "kimg": run.images_shown / 1000, "level": run.phase.level,
               "resolution": run.phase.resolution, "alpha": run.phase.alpha,
               "command_lines": [shlex.join(["pgsound", *c]) for c in record["commands"]],
-              "decode": {"spectrogram": run.data.metadata.get("spectrogram"),
+              "decode": {"spectrogram": run.data.metadata["spectrogram"],
                          "representation": run.data.metadata.get("representation", "magnitude"),
-                         "griffin_lim_iters": run.config.sample_audio_iters},
+                         "griffin_lim_iters": run.config.sample_audio_iters}
+              if run.data.metadata.get("spectrogram") else None,  # pictures, not sound
               "evaluation": {"n": measured["n"], "seed": seed, "metrics": measured["metrics"]}}
     with atomic_write(folder / f"{name}.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=2) + "\n")

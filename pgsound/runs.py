@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from pgsound.checkpoint import CheckpointError, load_checkpoint
+from pgsound.checkpoint import GENERATOR_KEYS, CheckpointError, load_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.device import default_device
 from pgsound.errors import MissingFileError, UserError
@@ -225,7 +225,7 @@ def load_generator(
     """
 
     path = checkpoint_path(checkpoint)
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, needs=GENERATOR_KEYS)
     config = TrainConfig.from_dict(state["config"])
     data = DataSpec.from_dict(state["data"])
     G, _ = build_networks(config, data)
