@@ -2,7 +2,7 @@
 #   make test                 create .venv (first run), then run the test suite
 #   make book                 create .venv (first run), execute every chapter (cpu profile), build _build/html
 #   make book PROFILE=gpu     the same with the full reproduction profile
-#   make book-check           build the book under the smoke profile and check every chapter page's HTML
+#   make book-check           build the book under the smoke profile; check every chapter page in a browser
 #   make chapter NAME=07      execute the chapters whose file names contain 07 (PROFILE=cpu), print wall times
 #   make clean                remove builds (keeps .venv); make distclean also removes .venv
 PYTHON  ?= python3
@@ -56,10 +56,12 @@ book: $(STAMP)
 	fi
 	@echo "==> book written to _build/html/index.html"
 
-# The smoke book, built and then checked page by page (book/check_html.py): what CI runs after the tests.
+# The smoke book, built and then checked page by page: its HTML (book/check_html.py), then its controls and
+# audio players in headless Chromium (book/check_controls.py). What CI runs after the tests.
 book-check: $(STAMP)
 	$(MAKE) book PROFILE=smoke
 	$(PY) book/check_html.py _build/html
+	$(PY) book/check_controls.py _build/html/book/[0-9][0-9]_*.html
 
 chapter: $(STAMP)
 	PGSOUND_PROFILE=$(PROFILE) $(PY) book/run_chapter.py "$(NAME)"
