@@ -266,3 +266,13 @@ def test_prepare_audio_skips_and_reports_bad_files(tmp_path):
         (folder / "good.wav").unlink()
         prepare_audio(tmp_path / "none.h5", folder, config, workers=1)
     assert not (tmp_path / "none.h5").exists()
+
+
+def test_float_pictures_outside_minus_one_one_are_refused_on_open(tmp_path):
+    """Float data in [0, 255] would train without a word (NVIDIA's float layout is used as stored)."""
+    path = tmp_path / "float255.h5"
+    with h5py.File(path, "w") as f:
+        for size in (1, 2, 4):
+            f[f"data{size}x{size}"] = np.random.default_rng(0).uniform(0, 255, (3, 1, size, size)).astype(np.float32)
+    with pytest.raises(DatasetError, match=r"float pictures must be in \[-1, 1\], but these reach \[\d"):
+        open_dataset(path)

@@ -181,10 +181,25 @@ class PreparedDataset:
             "source": "NVIDIA h5tool.py", "count": self.count, "channels": self.channels,
             "resolution": list(self.resolution), "dtype": self.dtype.name,
         }
+        self._check_value_range(full)
         self.labels = self._read_labels()
         self.num_labels = int(self.labels.max()) + 1 if self.labels is not None else 0
         if "num_labels" in self.metadata:
             self.num_labels = int(self.metadata["num_labels"])
+
+    def _check_value_range(self, full: h5py.Dataset) -> None:
+        """Float pictures must already be in [-1, 1] (uint8 ones are mapped): a few are read to check.
+
+        Float data in [0, 255] or [0, 1] would train without complaint and teach G the wrong range.
+        """
+        if self.dtype == np.uint8 or self.count == 0:
+            return
+        indices = sorted({0, self.count // 2, self.count - 1})
+        sample = np.asarray(full[indices], dtype=np.float32)
+        low, high = float(sample.min()), float(sample.max())
+        if low < -1.5 or high > 1.5:
+            raise DatasetError(f"{self.path}: float pictures must be in [-1, 1], but these reach [{low:g}, {high:g}]"
+                               f" (uint8 pictures are mapped from [0, 255]; float ones are used as stored)")
 
     def _read_labels(self) -> np.ndarray | None:
         if "labels" in self._file:
