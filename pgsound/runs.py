@@ -9,6 +9,8 @@ on (:class:`DataSpec`) and rebuilds a trained generator for sampling; ``pgsound 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pgsound.checkpoint import GENERATOR_KEYS, CheckpointError, load_checkpoint
@@ -79,11 +82,6 @@ class DataSpec:
 
 def dataset_fingerprint(dataset: Any) -> str:
     """A short hash of a dataset's metadata, count and first, middle and last full-size pictures."""
-    import hashlib
-    import json
-
-    import numpy as np
-
     digest = hashlib.sha256()
     digest.update(json.dumps(dataset.metadata, sort_keys=True, default=str).encode())
     digest.update(str(int(dataset.count)).encode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pgsound.commands.options import add_run_options, pretrained_or_run
 from pgsound.errors import UserError
 
 
@@ -14,9 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Generate --n images from the run's EMA generator, compare them with --n real images at the "
         "same level, print a table and write RUN/metrics-<kimg>kimg.json (or --json).",
     )
-    parser.add_argument("run", nargs="?", help="run folder (newest checkpoint) or checkpoint file")
-    parser.add_argument("--pretrained", metavar="NAME", help="a run shipped with the package instead of RUN; "
-                        "its data is regenerated from the manifest's recipe unless --data is given")
+    add_run_options(parser, "a run shipped with the package instead of RUN; its data is regenerated from the "
+                    "manifest's recipe unless --data is given")
     parser.add_argument("--data", help="prepared dataset (default: the one the run was trained on)")
     parser.add_argument("--n", type=int, default=4096, help="images per side (default 4096; the paper used 16384)")
     parser.add_argument("--metrics", nargs="+", help="which metrics (default: all that apply to the data)")
@@ -32,7 +32,6 @@ def run(args: argparse.Namespace) -> int:
 
     from pgsound import pretrained
     from pgsound.cli import CommandError
-    from pgsound.commands.generate import pretrained_or_run
     from pgsound.evaluate import evaluate_run
 
     if args.n < 2:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pgsound.commands.options import add_run_options, pretrained_or_run
 from pgsound.errors import UserError
 
 
@@ -14,9 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write a grid PNG, one PNG per sample, a WAV per sample for spectrogram runs, and a latent "
         "interpolation (a strip PNG, and a WAV for spectrogram runs).",
     )
-    parser.add_argument("run", nargs="?", help="run folder (newest checkpoint) or checkpoint file")
-    parser.add_argument("--pretrained", metavar="NAME", help="a run shipped with the package instead of RUN "
-                        "(pgsound info lists them)")
+    add_run_options(parser, "a run shipped with the package instead of RUN (pgsound info lists them)")
     parser.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
     parser.add_argument("--out", help="output folder (default RUN/generated-seedS)")
@@ -47,11 +46,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"{kind:<14} {len(paths):>3} file(s) in {paths[0].parent}" if paths else f"{kind:<14} none")
     return 0
 
-
-def pretrained_or_run(args: argparse.Namespace) -> str:
-    """RUN, or the shipped checkpoint that ``--pretrained NAME`` names; exactly one of the two."""
-    from pgsound import pretrained
-
-    if (args.run is None) == (args.pretrained is None):
-        raise UserError("give a run folder or checkpoint, or --pretrained NAME (one of the two)")
-    return str(pretrained.path(args.pretrained)) if args.pretrained else args.run

@@ -1,4 +1,4 @@
-"""Command-line options that several commands share: the spectrogram geometry (book: chapter 1)."""
+"""Command-line options that several commands share: the spectrogram geometry (book: chapter 1), the run."""
 
 from __future__ import annotations
 
@@ -35,3 +35,18 @@ def spectrogram_config(args: argparse.Namespace):
     hop = args.hop if args.hop is not None else min(128, bins)
     n_fft = args.n_fft if args.n_fft is not None else 2 * bins
     return SpectrogramConfig(n_fft=n_fft, hop_length=hop, n_bins=bins, n_frames=frames, framing=args.framing)
+
+
+def add_run_options(parser: argparse.ArgumentParser, pretrained_help: str) -> None:
+    """``RUN`` (a run folder or checkpoint) or ``--pretrained NAME`` (a run shipped with the package)."""
+    parser.add_argument("run", nargs="?", help="run folder (newest checkpoint) or checkpoint file")
+    parser.add_argument("--pretrained", metavar="NAME", help=pretrained_help)
+
+
+def pretrained_or_run(args: argparse.Namespace) -> str:
+    """RUN, or the shipped checkpoint that ``--pretrained NAME`` names; exactly one of the two."""
+    from pgsound import pretrained
+
+    if (args.run is None) == (args.pretrained is None):
+        raise UserError("give a run folder or checkpoint, or --pretrained NAME (one of the two)")
+    return str(pretrained.path(args.pretrained)) if args.pretrained else args.run
