@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from pgsound.errors import UserError
-from pgsound.runs import load_generator
+from pgsound.files import atomic_write
+from pgsound.runs import TrainedRun, load_generator
 from pgsound.samples import write_sample_set
 
 
@@ -74,6 +77,7 @@ def generate_run(
     files = write_sample_set(images, out, "samples", data.metadata, grid=grid, singles=True, n_iter=n_iter,
                              audio_count=n)
     _sort_files(files, written, "samples")
+    written["index"] = [_write_index(out / "samples.json", record, seed, labels, data.metadata)]
 
     ends = torch.randn(2, G.latent_size, generator=rng)
     path = slerp(ends[0], ends[1], torch.linspace(0, 1, interpolation_steps))
@@ -83,6 +87,20 @@ def generate_run(
                              n_iter=n_iter, concatenate_audio=True)
     written["interpolation"] = files
     return written
+
+
+def _write_index(path: Path, record: TrainedRun, seed: int, labels: torch.Tensor | None,
+                 metadata: dict[str, Any]) -> Path:
+    """``samples.json``: the run, the seed, and each sample's label and the label's name (conditional runs)."""
+    names = metadata.get("label_names") or []
+    entries = [{"index": i, "label": None if labels is None else int(labels[i]),
+                "label_name": None if labels is None or int(labels[i]) >= len(names) else names[int(labels[i])]}
+               for i in range(len(labels) if labels is not None else 0)]
+    index = {"checkpoint": str(record.checkpoint), "images_shown": int(record.images_shown), "seed": seed,
+             "conditional": bool(record.config.conditional), "samples": entries}
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(index, indent=1))
+    return path
 
 
 def _labels(n: int, count: int, label: int | None, conditional: bool) -> torch.Tensor | None:

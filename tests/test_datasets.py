@@ -276,3 +276,26 @@ def test_float_pictures_outside_minus_one_one_are_refused_on_open(tmp_path):
             f[f"data{size}x{size}"] = np.random.default_rng(0).uniform(0, 255, (3, 1, size, size)).astype(np.float32)
     with pytest.raises(DatasetError, match=r"float pictures must be in \[-1, 1\], but these reach \[\d"):
         open_dataset(path)
+
+
+def test_a_full_disk_is_a_message_and_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
+    """HDF5 on a full disk crashes the process when it frees its buffers; the writer must stop before that."""
+    import shutil
+    from collections import namedtuple
+
+    from pgsound.cli import main
+
+    usage = namedtuple("usage", "total used free")
+    free = {"bytes": 20 * 2**20}  # room for the first 512 images (4 MiB with every level) and the margin
+
+    def disk_usage(path):
+        left = free["bytes"]
+        free["bytes"] -= 12 * 2**20  # each batch written takes more than it needs
+        return usage(2**30, 0, max(left, 0))
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    out = tmp_path / "shapes.h5"
+    assert main(["prepare", "synthetic-shapes", "--count", "2048", "-o", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert f"no space left on {tmp_path} for shapes.h5" in error and "MiB free" in error
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its partial

@@ -22,6 +22,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audio.add_argument("--workers", type=int, help="worker processes (default: every core)")
     audio.set_defaults(func=run_audio)
 
+    maestro = kinds.add_parser(
+        "maestro", help="MAESTRO's recordings by its own splits (train, validation, test)",
+        description="Read an unpacked MAESTRO folder (v1, v2 or v3: maestro-v*.csv or .json beside the audio) and "
+                    "prepare one dataset per split asked for; pictures of one performance stay in its split.")
+    maestro.add_argument("folder", help="the unpacked MAESTRO folder (holds maestro-v*.csv and the year folders)")
+    maestro.add_argument("--split", choices=("train", "validation", "test", "all"), default="train",
+                         help="the split to prepare (default train); all writes OUT-train, OUT-validation, OUT-test")
+    maestro.add_argument("--composer", action="append", metavar="NAME",
+                         help="keep performances whose composer contains NAME, any case (repeatable)")
+    maestro.add_argument("--year", action="append", metavar="YEARS",
+                         help="keep these competition years: 2004, 2004-2009 or 2004,2006 (repeatable)")
+    maestro.add_argument("--max-hours", type=float, metavar="H",
+                         help="at most H hours of audio per split, composers mixed (default: all)")
+    _spectrogram_options(maestro)
+    maestro.add_argument("--workers", type=int, help="worker processes (default: every core)")
+    maestro.set_defaults(func=run_maestro)
+
+    nsynth = kinds.add_parser(
+        "nsynth", help="NSynth notes with pitch, octave or instrument labels",
+        description="Read an unpacked NSynth split folder (examples.json and audio/) and prepare one picture per "
+                    "note, labelled for a conditional run (--set conditional=true).")
+    nsynth.add_argument("folder", help="an NSynth split folder, e.g. nsynth-train")
+    nsynth.add_argument("--families", action="append", metavar="LIST",
+                        help="instrument families to keep, e.g. keyboard,mallet (default: all)")
+    nsynth.add_argument("--sources", action="append", metavar="LIST",
+                        help="instrument sources to keep: acoustic, electronic, synthetic (default: all)")
+    nsynth.add_argument("--pitch", default="24-84", help="MIDI pitch range kept (default 24-84, GANSynth's)")
+    nsynth.add_argument("--labels", choices=("pitch", "octave", "instrument_family"), default="pitch",
+                        help="the label of each picture (default pitch)")
+    _spectrogram_options(nsynth)
+    nsynth.add_argument("--workers", type=int, help="worker processes (default: every core)")
+    nsynth.set_defaults(func=run_nsynth)
+
     images = kinds.add_parser("images", help="a folder of PNG/JPEG images of one power-of-two size")
     images.add_argument("folder", help="folder of images, searched recursively")
     images.add_argument("-o", "--out", required=True, help="the dataset file to write (.h5)")
@@ -70,6 +103,36 @@ def run_audio(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_maestro(args: argparse.Namespace) -> int:
+    from pgsound.datasets.maestro import parse_years
+    from pgsound.datasets.prepare import prepare_maestro
+
+    years = parse_years(args.year) if args.year else None
+    results = prepare_maestro(
+        args.out, args.folder, spectrogram_config(args), split=args.split, composers=args.composer, years=years,
+        max_hours=args.max_hours, dtype=args.dtype, workers=args.workers, progress=True,
+        representation=args.representation,
+    )
+    for dataset, report in results:
+        print(report.summary())
+        print(dataset)
+    return 0
+
+
+def run_nsynth(args: argparse.Namespace) -> int:
+    from pgsound.datasets.nsynth import parse_pitch_range
+    from pgsound.datasets.prepare import prepare_nsynth
+
+    dataset, report = prepare_nsynth(
+        args.out, args.folder, spectrogram_config(args), families=args.families, sources=args.sources,
+        pitch=parse_pitch_range(args.pitch), labels=args.labels, dtype=args.dtype, workers=args.workers,
+        progress=True, representation=args.representation,
+    )
+    print(report.summary())
+    print(dataset)
+    return 0
+
+
 def run_images(args: argparse.Namespace) -> int:
     from pgsound.datasets.prepare import prepare_images
 
@@ -107,6 +170,9 @@ def run_info(args: argparse.Namespace) -> int:
         detail = ", ".join(f"{k}: {n}" for k, n in enumerate(counts)) if len(counts) <= 16 else (
             f"{int((counts > 0).sum())} used, {int(counts.min())} to {int(counts.max())} images each")
         print(f"labels ({dataset.num_labels}): {detail}")
+    if dataset.recordings:
+        first, start = dataset.provenance(0)
+        print(f"provenance: {len(dataset.recordings)} recordings; picture 0 is {start:.2f} s into {first}")
     for key, value in dataset.metadata.items():
         text = str(value)
         print(f"{key}: {text if len(text) <= 160 else text[:157] + '...'}")

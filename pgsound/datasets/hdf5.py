@@ -6,14 +6,18 @@ One file holds every level: ``data{r}x{r}`` datasets of shape (N, C, r, r) from 
 ``metadata`` attribute (source, value mapping, spectrogram settings), may store float16/float32 values in
 [-1, 1] (spectrograms), keep labels in a ``labels`` dataset, and carry ``complete = True`` only once fully
 written: they are written under a temporary name and renamed at the end, so an interrupted preparation never
-leaves a file that looks complete.
+leaves a file that looks complete. Files prepared from recordings also say where each picture came from: a
+``recordings`` dataset (one JSON object per recording: its file and, for MAESTRO and NSynth, its catalogue
+entry) and a ``provenance`` dataset (per picture: the recording's index and the picture's start in seconds).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,8 @@ from pgsound.errors import MissingFileError, UserError
 FORMAT = "pgsound-dataset"
 LEVEL_NAME = re.compile(r"^data(\d+)x(\d+)$")
 VALUE_DTYPES = {"uint8": np.uint8, "float16": np.float16, "float32": np.float32}
+PROVENANCE_DTYPE = np.dtype([("recording", np.int64), ("start_seconds", np.float64)])
+DISK_MARGIN_BYTES = 4 * 2**20  # HDF5 needs room for its own bookkeeping beyond the pictures
 
 
 class DatasetError(UserError):
@@ -66,6 +72,7 @@ class DatasetWriter:
         metadata: dict[str, Any] | None = None,
         chunk: int = 64,
         with_labels: bool = False,
+        with_provenance: bool = False,
     ) -> None:
         if dtype not in VALUE_DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(VALUE_DTYPES)}, got {dtype!r}")
@@ -79,6 +86,8 @@ class DatasetWriter:
         self.metadata = dict(metadata or {})
         self.chunk = chunk
         self.with_labels = with_labels
+        self.with_provenance = with_provenance
+        self.recordings: list[dict[str, Any]] = []  # with provenance: one entry per recording, in index order
         self.count = 0
         self._file: h5py.File | None = None
 
@@ -92,6 +101,9 @@ class DatasetWriter:
             )
         if self.with_labels:
             self._file.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+        if self.with_provenance:
+            self._file.create_dataset("provenance", shape=(0,), maxshape=(None,), dtype=PROVENANCE_DTYPE,
+                                      chunks=(4096,))
         self._file.attrs["format"] = FORMAT
         self._file.attrs["complete"] = False
         return self
@@ -101,8 +113,39 @@ class DatasetWriter:
         image_bytes = self.channels * height * width * np.dtype(self.dtype).itemsize
         return int(max(1, min(self.chunk, 2**20 // image_bytes)))
 
-    def add(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
-        """Append full-resolution images (N, C, H, W): uint8 in [0, 255] or floats in [-1, 1]."""
+    def bytes_per_image(self) -> int:
+        """Stored bytes of one image at every level together."""
+        return sum(self.channels * h * w for h, w in self.shapes) * np.dtype(self.dtype).itemsize
+
+    def check_space(self, images: int) -> None:
+        """Refuse, before writing, ``images`` more images that the disk cannot hold (a DatasetError naming it).
+
+        HDF5 buffers its writes and, on a full disk, reports the failure only when it frees its buffers
+        (and may crash the process then); asking first keeps the failure a message and lets the partial file
+        be removed. The file is flushed first so that the free space counts everything written so far.
+        """
+        if self._file is not None:
+            try:
+                self._file.flush()
+            except OSError as error:
+                raise DatasetError(f"cannot write {self.tmp_path} (for {self.path}): {error}") from None
+        folder = self.tmp_path.parent
+        needed = images * self.bytes_per_image() + DISK_MARGIN_BYTES
+        free = shutil.disk_usage(folder).free
+        if free < needed:
+            raise DatasetError(
+                f"no space left on {folder} for {self.path.name}: {free / 2**20:.0f} MiB free, "
+                f"{needed / 2**20:.0f} MiB needed for the next {images} picture(s); nothing was kept, "
+                f"free some space or write elsewhere with -o"
+            )
+
+    def add(self, images: np.ndarray, labels: np.ndarray | None = None,
+            provenance: np.ndarray | None = None) -> None:
+        """Append full-resolution images (N, C, H, W): uint8 in [0, 255] or floats in [-1, 1].
+
+        With labels, one int per image; with provenance, one ``(recording, start_seconds)`` pair per image
+        (:data:`PROVENANCE_DTYPE`), the recording an index into :attr:`recordings`.
+        """
         assert self._file is not None, "use DatasetWriter as a context manager"
         expected = (self.channels, *self.shapes[0])
         if images.ndim != 4 or images.shape[1:] != expected:
@@ -110,34 +153,54 @@ class DatasetWriter:
         if self.with_labels != (labels is not None):
             raise ValueError("labels must be given with every batch, or never" if self.with_labels else
                              "this writer was created without labels")
+        if self.with_provenance != (provenance is not None):
+            raise ValueError("provenance must be given with every batch, or never" if self.with_provenance else
+                             "this writer was created without provenance")
         n = len(images)
-        level = images
-        for i, (h, w) in enumerate(self.shapes):
-            if i:
-                level = box_downsample(level)
-            ds = self._file[f"data{h}x{w}"]
-            ds.resize(self.count + n, axis=0)
-            ds[self.count :] = quantise(level, self.dtype)
-        if labels is not None:
-            self._file["labels"].resize(self.count + n, axis=0)
-            self._file["labels"][self.count :] = np.asarray(labels, dtype=np.int64)
+        self.check_space(n)
+        try:
+            level = images
+            for i, (h, w) in enumerate(self.shapes):
+                if i:
+                    level = box_downsample(level)
+                ds = self._file[f"data{h}x{w}"]
+                ds.resize(self.count + n, axis=0)
+                ds[self.count :] = quantise(level, self.dtype)
+            if labels is not None:
+                self._file["labels"].resize(self.count + n, axis=0)
+                self._file["labels"][self.count :] = np.asarray(labels, dtype=np.int64)
+            if provenance is not None:
+                self._file["provenance"].resize(self.count + n, axis=0)
+                self._file["provenance"][self.count :] = np.asarray(provenance, dtype=PROVENANCE_DTYPE)
+        except OSError as error:
+            raise DatasetError(f"cannot write {self.tmp_path} (for {self.path}): {error}; nothing was kept") from None
         self.count += n
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self._file is not None
+        replaced = False
         try:
             if exc_type is None:
                 if self.count == 0:
                     raise DatasetError(f"{self.path}: no images were written")
-                self.metadata.update(count=self.count, channels=self.channels,
-                                     resolution=list(self.shapes[0]), dtype=np.dtype(self.dtype).name)
-                self._file.attrs["metadata"] = json.dumps(self.metadata)
-                self._file.attrs["complete"] = True
-            self._file.close()
-            if exc_type is None:
-                os.replace(self.tmp_path, self.path)
+                try:
+                    self.metadata.update(count=self.count, channels=self.channels,
+                                         resolution=list(self.shapes[0]), dtype=np.dtype(self.dtype).name)
+                    self._file.attrs["metadata"] = json.dumps(self.metadata)
+                    if self.with_provenance:
+                        self._file.create_dataset("recordings", data=[json.dumps(r) for r in self.recordings],
+                                                  dtype=h5py.string_dtype())
+                    self._file.attrs["complete"] = True
+                    self._file.close()
+                    os.replace(self.tmp_path, self.path)
+                    replaced = True
+                except OSError as error:
+                    raise DatasetError(f"cannot finish {self.tmp_path} (for {self.path}): {error}; "
+                                       f"nothing was kept") from None
         finally:
-            if exc_type is not None or not self.path.exists():
+            if self._file.id.valid:
+                self._file.close()
+            if not replaced:
                 self.tmp_path.unlink(missing_ok=True)
 
 
@@ -215,6 +278,25 @@ class PreparedDataset:
         if len(labels) != self.count:
             raise DatasetError(f"{self.path}: {len(labels)} labels for {self.count} images")
         return labels
+
+    @functools.cached_property
+    def recordings(self) -> list[dict[str, Any]]:
+        """The recordings the pictures came from (empty for data not prepared from recordings)."""
+        if "recordings" not in self._file:
+            return []
+        return [json.loads(text) for text in self._file["recordings"].asstr()[:]]
+
+    def provenance(self, index: int) -> tuple[dict[str, Any], float]:
+        """Where picture ``index`` came from: its recording's entry and its start in seconds in it.
+
+        (book: chapter 9, "From recordings to a dataset")
+        """
+        if "provenance" not in self._file:
+            raise DatasetError(f"{self.path} records no provenance (it was not prepared from recordings)")
+        if not 0 <= index < self.count:
+            raise IndexError(f"picture {index} is outside 0..{self.count - 1}")
+        row = self._file["provenance"][index]
+        return self.recordings[int(row["recording"])], float(row["start_seconds"])
 
     def label_counts(self) -> np.ndarray:
         """Images per label (an empty array without labels)."""

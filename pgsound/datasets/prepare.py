@@ -10,6 +10,7 @@ parallel worker processes; a file that cannot be used is skipped and listed in t
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -21,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from pgsound.audio_io import AudioError, find_audio_files, load_audio
-from pgsound.datasets.hdf5 import DatasetWriter, PreparedDataset
+from pgsound.datasets import maestro, nsynth
+from pgsound.datasets.hdf5 import PROVENANCE_DTYPE, DatasetWriter, PreparedDataset
 from pgsound.datasets.images import iter_image_folder
 from pgsound.datasets.shapes import SHAPES, make_shapes
 from pgsound.errors import UserError
@@ -104,10 +106,8 @@ def prepare_synthetic_piano(
         label_names = [f"A{k}..G#{k + 1}" for k in range(8)]
         described = "octave of the phrase's root, counted from A: 0 = A0..G#1 .. 7 = A7..C8"
     metadata = {
-        "source": "synthetic-piano", "seed": seed, "spectrogram": config.to_dict(),
-        "representation": representation, "num_labels": len(label_names), "label_names": label_names,
-        "labels": described,
-        "value_mapping": f"log magnitude in dB, [{config.floor_db}, {config.ceiling_db}] -> [-1, 1]",
+        "source": "synthetic-piano", "seed": seed, **spectrogram_metadata(config, representation),
+        "num_labels": len(label_names), "label_names": label_names, "labels": described,
     }
     seconds = config.segment_length / config.sample_rate
     channels = channels_of(representation)
@@ -142,21 +142,103 @@ def prepare_images(path: str | Path, folder: str | Path, progress: bool = False)
 
 
 # ---- audio -------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Recording:
+    """One recording to prepare: its file, its label (or None) and the entry recorded as its provenance."""
+
+    path: Path
+    label: int | None = None
+    entry: dict[str, Any] = field(default_factory=dict)
+
+
 def _audio_file_to_frames(
-    path: str, settings: dict[str, Any], dtype: str, representation: str
+    path: str, settings: dict[str, Any], dtype: str, representation: str, first_only: bool
 ) -> tuple[str, np.ndarray | None, str]:
     """Worker: one file to pictures (N, C, n_bins, n_frames), or the reason it cannot be used."""
     import torch
 
-
     torch.set_num_threads(1)  # one process per core already
     config = SpectrogramConfig.from_dict(settings)
     try:
-        audio = load_audio(path, config.sample_rate)
-        frames = encode(split_audio(audio, config), config, representation)
+        pieces = split_audio(load_audio(path, config.sample_rate), config)
+        frames = encode(pieces[:1] if first_only else pieces, config, representation)
     except (AudioError, ValueError) as error:
         return path, None, str(error)
     return path, frames.astype(dtype), ""
+
+
+def piece_seconds(config: SpectrogramConfig) -> float:
+    """Seconds from one picture's start to the next one's in a recording (the framing's step)."""
+    step = config.segment_length if config.framing == "consecutive" else config.part_samples
+    return step / config.sample_rate
+
+
+def write_recordings(
+    writer: DatasetWriter,
+    recordings: list[Recording],
+    config: SpectrogramConfig,
+    representation: str = "magnitude",
+    workers: int | None = None,
+    progress: bool = False,
+    first_only: bool = False,
+    description: str = "prepare audio",
+) -> PreparationReport:
+    """Decode ``recordings`` in parallel and stream their pictures into ``writer``, in the given order.
+
+    Each picture's provenance (its recording's index in ``writer.recordings`` and its start in seconds) is
+    written beside it; with ``first_only`` a recording gives only its first picture (an NSynth note). A file
+    that cannot be used is skipped and listed in the report; no usable file at all is a UserError.
+    (book: chapter 9, "From recordings to a dataset")
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    report = PreparationReport(writer.path)
+    settings, dtype = config.to_dict(), np.dtype(writer.dtype).name
+    step = piece_seconds(config)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(recordings)))
+    with tqdm(total=len(recordings), unit="file", disable=not progress, desc=description) as bar:
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+        try:
+            pending: deque[tuple[Recording, Future | tuple]] = deque()
+            queue = iter(recordings)
+
+            def submit() -> None:
+                recording = next(queue, None)
+                if recording is None:
+                    return
+                job = (str(recording.path), settings, dtype, representation, first_only)
+                pending.append((recording, pool.submit(_audio_file_to_frames, *job) if pool is not None
+                                else _audio_file_to_frames(*job)))
+
+            for _ in range(2 * workers):  # a bounded window keeps memory flat on long folders
+                submit()
+            while pending:
+                recording, item = pending.popleft()
+                name, frames, reason = item.result() if isinstance(item, Future) else item
+                submit()
+                bar.update(1)
+                if frames is None:
+                    report.skipped.append((name, reason))
+                    continue
+                n = len(frames)
+                provenance = np.zeros(n, dtype=PROVENANCE_DTYPE)
+                provenance["recording"] = len(writer.recordings)
+                provenance["start_seconds"] = np.arange(n) * step
+                writer.recordings.append(recording.entry or {"file": name})
+                labels = None if recording.label is None else np.full(n, recording.label, dtype=np.int64)
+                writer.add(frames, labels, provenance)
+                report.files_used += 1
+                report.images += n
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+    if report.images == 0:
+        raise UserError(f"no usable audio for {writer.path}:\n" + report.summary())
+    writer.metadata["files"] = report.files_used
+    writer.metadata["skipped"] = [f"{name}: {reason}" for name, reason in report.skipped]
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def prepare_audio(
@@ -175,56 +257,144 @@ def prepare_audio(
     default), in ``workers`` processes (default: every core), in file order so that the dataset is
     reproducible. Bad files (corrupt, empty, silent, too short) are skipped and listed in the report. The
     spectrogram settings and the ``representation`` (:mod:`pgsound.representations`) are stored in the
-    metadata so that pictures can be turned back into sound.
+    metadata so that pictures can be turned back into sound, and each picture's file and start time in its
+    provenance.
     """
-    from tqdm.auto import tqdm
-
-
     config = config or SpectrogramConfig()
-    started = time.perf_counter()
+    root = Path(folder).resolve()
     files = find_audio_files(folder)
-    report = PreparationReport(Path(path))
-    settings = config.to_dict()
-    metadata = {
-        "source": str(Path(folder).resolve()), "spectrogram": settings, "representation": representation,
+    recordings = [Recording(f, entry={"file": str(f.resolve().relative_to(root))}) for f in files]
+    metadata = {"source": str(root), **spectrogram_metadata(config, representation)}
+    writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, metadata, with_provenance=True)
+    with writer:
+        report = write_recordings(writer, recordings, config, representation, workers, progress)
+    return PreparedDataset(path), report
+
+
+def spectrogram_metadata(config: SpectrogramConfig, representation: str) -> dict[str, Any]:
+    """The metadata every spectrogram dataset carries so that its pictures can be turned back into sound."""
+    return {
+        "spectrogram": config.to_dict(), "representation": representation,
         "value_mapping": f"log magnitude in dB, [{config.floor_db}, {config.ceiling_db}] -> [-1, 1]",
     }
-    workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
-    writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, metadata)
-    with writer, tqdm(total=len(files), unit="file", disable=not progress, desc="prepare audio") as bar:
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
-        try:
-            pending: deque[Future | tuple] = deque()
-            queue = iter(files)
 
-            def submit() -> None:
-                file = next(queue, None)
-                if file is None:
-                    return
-                if pool is None:
-                    pending.append(_audio_file_to_frames(str(file), settings, dtype, representation))
-                else:
-                    pending.append(pool.submit(_audio_file_to_frames, str(file), settings, dtype, representation))
 
-            for _ in range(2 * workers):  # a bounded window keeps memory flat on long folders
-                submit()
-            while pending:
-                item = pending.popleft()
-                name, frames, reason = item.result() if isinstance(item, Future) else item
-                submit()
-                bar.update(1)
-                if frames is None:
-                    report.skipped.append((name, reason))
-                    continue
-                writer.add(frames)
-                report.files_used += 1
-                report.images += len(frames)
-            if report.images == 0:
-                raise UserError(f"no usable audio in {folder}:\n" + report.summary())
-            writer.metadata["files"] = report.files_used
-            writer.metadata["skipped"] = [f"{name}: {reason}" for name, reason in report.skipped]
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-    report.seconds = time.perf_counter() - started
-    return PreparedDataset(path), report
+# ---- MAESTRO and NSynth ----------------------------------------------------------------------------------------
+def split_paths(out: str | Path, splits: list[str]) -> dict[str, Path]:
+    """One output per split: ``OUT`` itself for one split, ``OUT-train.h5`` and so on for several."""
+    out = Path(out)
+    if len(splits) == 1:
+        return {splits[0]: out}
+    return {s: out.with_name(f"{out.stem}-{s}{out.suffix or '.h5'}") for s in splits}
+
+
+def prepare_maestro(
+    out: str | Path,
+    folder: str | Path,
+    config: SpectrogramConfig | None = None,
+    split: str = "train",
+    composers: list[str] | None = None,
+    years: set[int] | None = None,
+    max_hours: float | None = None,
+    dtype: str = "float16",
+    workers: int | None = None,
+    progress: bool = False,
+    representation: str = "magnitude",
+) -> list[tuple[PreparedDataset, PreparationReport]]:
+    """MAESTRO's recordings, one prepared dataset per split (book: chapter 9, "Real recordings: MAESTRO").
+
+    ``split`` is ``train``, ``validation``, ``test`` or ``all`` (three files: ``OUT-train.h5``, ...). The
+    catalogue (:mod:`pgsound.datasets.maestro`) gives each split's performances, filtered by ``composers``,
+    ``years`` and ``max_hours`` (per split). The 44.1/48 kHz stereo WAV files are mixed to mono and resampled
+    to ``config.sample_rate`` in the worker processes. Every picture records its performance's catalogue row
+    and its start in seconds; the metadata records the split and MAESTRO's version. A listed file that is
+    missing or unreadable is skipped and listed. The disk is checked for room for every split before any
+    audio is read, from the catalogue's durations.
+    """
+    config = config or SpectrogramConfig()
+    catalogue = maestro.read_catalogue(folder)
+    splits = list(maestro.SPLITS) if split == "all" else [split]
+    chosen = {s: maestro.select(catalogue, s, composers, years, max_hours) for s in splits}
+    paths = split_paths(out, splits)
+    writers = {}
+    for s in splits:
+        metadata = {
+            "source": "maestro", "maestro_version": catalogue.version, "split": s,
+            "catalogue": str(catalogue.path.resolve()), "root": str(Path(folder).resolve()),
+            "filters": {"composers": composers or [], "years": sorted(years or []), "max_hours": max_hours},
+            **spectrogram_metadata(config, representation),
+        }
+        writers[s] = DatasetWriter(paths[s], config.shape, channels_of(representation), dtype, metadata,
+                                   with_provenance=True)
+    pictures = {s: sum(int(np.ceil(p.duration / piece_seconds(config))) for p in chosen[s]) for s in splits}
+    _check_room(writers, pictures)
+    results = []
+    for s, writer in writers.items():
+        recordings = [Recording(Path(folder) / p.audio_filename, entry=p.entry()) for p in chosen[s]]
+        with writer:
+            report = write_recordings(writer, recordings, config, representation, workers, progress,
+                                      description=f"maestro {s}")
+        results.append((PreparedDataset(writer.path), report))
+    return results
+
+
+def _check_room(writers: dict[str, DatasetWriter], pictures: dict[str, int]) -> None:
+    """Refuse at the start when the files to be written would not fit (writers sharing a disk add up)."""
+    needed: dict[int, tuple[Path, int]] = {}
+    for s, writer in writers.items():
+        folder = writer.path.resolve().parent
+        folder.mkdir(parents=True, exist_ok=True)
+        device = folder.stat().st_dev
+        _, total = needed.get(device, (folder, 0))
+        needed[device] = (folder, total + pictures[s] * writer.bytes_per_image())
+    for folder, total in needed.values():
+        free = shutil.disk_usage(folder).free
+        if free < total:
+            raise UserError(f"no space on {folder}: the prepared data will need about {total / 2**30:.1f} GiB, "
+                            f"{free / 2**30:.1f} GiB are free (use --max-hours, --dtype float16 or another -o)")
+
+
+def prepare_nsynth(
+    out: str | Path,
+    folder: str | Path,
+    config: SpectrogramConfig | None = None,
+    families: list[str] | None = None,
+    sources: list[str] | None = None,
+    pitch: tuple[int, int] = (24, 84),
+    labels: str = "pitch",
+    dtype: str = "float16",
+    workers: int | None = None,
+    progress: bool = False,
+    representation: str = "magnitude",
+) -> tuple[PreparedDataset, PreparationReport]:
+    """An NSynth split folder's notes, labelled for a conditional run (book: chapter 11, "Real notes: NSynth").
+
+    The notes of ``families`` and ``sources`` within ``pitch`` (GANSynth's 24-84 by default) are read from
+    ``audio/<note>.wav``; each note gives one picture, its first ``config.segment_length`` samples (at the
+    default 512x512 geometry that is 4.088 s: the 4 s note and 0.088 s of zero padding). ``labels`` is
+    ``pitch``, ``octave`` or ``instrument_family`` (:func:`pgsound.datasets.nsynth.labelling`), stored so that
+    ``--set conditional=true`` trains a G conditioned on it. A listed note whose file is missing is skipped
+    and listed.
+    """
+    config = config or SpectrogramConfig()
+    folder = Path(folder)
+    notes = nsynth.select(nsynth.read_examples(folder), folder / "examples.json", families, sources, pitch)
+    label_of, label_names, described = nsynth.labelling(labels, pitch)
+    note_seconds, picture_seconds = 4.0, config.segment_length / config.sample_rate
+    metadata = {
+        "source": "nsynth", "split": folder.name, "root": str(folder.resolve()),
+        "filters": {"families": families or [], "sources": sources or [], "pitch": list(pitch)},
+        "num_labels": len(label_names), "label_names": label_names, "labels": described,
+        "note_framing": (f"one picture per note: its first {picture_seconds:.3f} s"
+                         + (f" ({picture_seconds - note_seconds:.3f} s of zero padding after the 4 s note)"
+                            if picture_seconds > note_seconds else f" of the {note_seconds:g} s note")),
+        **spectrogram_metadata(config, representation),
+    }
+    writer = DatasetWriter(out, config.shape, channels_of(representation), dtype, metadata, with_labels=True,
+                           with_provenance=True)
+    _check_room({"nsynth": writer}, {"nsynth": len(notes)})
+    recordings = [Recording(folder / "audio" / f"{n.name}.wav", label_of(n), n.entry()) for n in notes]
+    with writer:
+        report = write_recordings(writer, recordings, config, representation, workers, progress,
+                                  first_only=True, description="nsynth")
+    return PreparedDataset(out), report
