@@ -68,7 +68,7 @@ def evaluate_run(
     if not data_path:
         raise UserError("the checkpoint does not record its dataset path: pass --data")
     dataset = open_dataset(data_path)
-    record.data.check_fits(DataSpec.of(dataset), record.checkpoint)
+    record.data.check_fits(DataSpec.of(dataset), record.checkpoint, same_data=False)  # a test split is welcome
     phase = record.phase
     loader = LevelLoader(dataset, next(G.parameters()).device, base_shape=tuple(record.config.base_shape))
     values, per_side = evaluate_generator(G, loader, phase.level, phase.alpha, n, metrics, seed,

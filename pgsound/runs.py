@@ -67,12 +67,22 @@ class DataSpec:
                 "num_labels": self.num_labels, "metadata": dict(self.metadata), "count": self.count,
                 "fingerprint": self.fingerprint}
 
-    def check_fits(self, other: DataSpec, checkpoint: Path) -> None:
-        """Refuse data of another shape than the run was trained on, naming the checkpoint."""
+    def check_fits(self, other: DataSpec, checkpoint: Path, same_data: bool = True) -> None:
+        """Refuse data of another shape than the run was trained on, naming the checkpoint.
+
+        ``same_data`` (resuming) also refuses other data of the same shape; without it (evaluating on a
+        held-out split) other data is welcome if its pictures have the same geometry and representation.
+        """
         for key in ("resolution", "channels", "num_labels"):
             if getattr(self, key) != getattr(other, key):
                 raise UserError(f"{checkpoint} was trained on data with {key} {getattr(self, key)}, but this "
                                  f"dataset has {getattr(other, key)}")
+        if not same_data:
+            for key in ("spectrogram", "representation"):
+                if self.metadata.get(key) != other.metadata.get(key):
+                    raise UserError(f"{checkpoint} was trained on pictures with {key} {self.metadata.get(key)}, "
+                                    f"but {other.path or 'this dataset'} has {other.metadata.get(key)}")
+            return
         if self.fingerprint and other.fingerprint and self.fingerprint != other.fingerprint:
             raise UserError(
                 f"{checkpoint} was trained on other data of this shape ({self.count} pictures from "

@@ -248,3 +248,27 @@ def test_maestro_refuses_at_the_start_when_the_splits_would_not_fit(maestro_fold
     with pytest.raises(UserError, match=r"no space on .*: the prepared data will need about"):
         prepare_maestro(tmp_path / "m.h5", maestro_folder, CONFIG, split="all", workers=1)
     assert list(tmp_path.glob("*.h5")) == [] and list(tmp_path.glob(".*partial")) == []
+
+
+def test_a_run_trained_on_maestro_train_is_evaluated_on_its_test_split(maestro_folder, tmp_path, capsys):
+    """Evaluation on held-out data is what the splits are for; resuming on it is still refused."""
+    out = tmp_path / "maestro.h5"
+    assert main(["prepare", "maestro", str(maestro_folder), "--split", "all", "-o", str(out), *SIZE,
+                 "--workers", "1"]) == 0
+    runs = tmp_path / "runs"
+    assert main(["train", "--preset", "smoke", "--data", str(tmp_path / "maestro-train.h5"), "--out", str(runs),
+                 "--no-progress", "--set", "data_shape=[1,32,32]", "--kimg", "0.3"]) == 0
+    (run,) = runs.iterdir()
+    result = tmp_path / "test.json"
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "maestro-test.h5"), "--n", "4",
+                 "--metrics", "swd", "--json", str(result)]) == 0
+    assert json.loads(result.read_text())["data"].endswith("maestro-test.h5")
+    assert main(["train", "--resume", str(run), "--data", str(tmp_path / "maestro-test.h5"), "--no-progress"]) == 2
+    assert "trained on other data of this shape" in capsys.readouterr().err
+    # Pictures of another geometry (hop 16 instead of 32) would be decoded wrongly: refused.
+    other = tmp_path / "hop16.h5"
+    assert main(["prepare", "maestro", str(maestro_folder), "--split", "test", "-o", str(other),
+                 "--size", "32x32", "--n-fft", "64", "--hop", "16", "--workers", "1"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(other), "--n", "4", "--metrics", "swd"]) == 2
+    assert "trained on pictures with spectrogram" in capsys.readouterr().err
