@@ -20,8 +20,8 @@ class RunLog:
     """Appends one JSON object per tick to ``log.jsonl`` and mirrors scalars to TensorBoard when installed.
 
     ``images_shown``: where the run stands (a resumed run: its checkpoint's count). Ticks logged after it, by a
-    run that crashed between its log line and its checkpoint, are dropped from ``log.jsonl`` and ``log.txt``, so
-    that a resumed run's log is exactly the uninterrupted run's.
+    run that crashed between its log line and its checkpoint, are dropped from ``log.jsonl`` and ``log.txt``
+    and purged from TensorBoard's view, so that a resumed run's log is exactly the uninterrupted run's.
     """
 
     def __init__(self, run_dir: str | Path, tensorboard: bool = True, images_shown: int | None = None) -> None:
@@ -36,7 +36,10 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+                # On resume, purge_step hides the events of ticks after the checkpoint, as truncate() drops
+                # their lines: TensorBoard then shows each step once.
+                purge = images_shown + 1 if images_shown else None
+                self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
             except ImportError:  # tensorboard is optional
                 self._writer = None
 

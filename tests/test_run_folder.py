@@ -54,3 +54,21 @@ def test_a_second_trainer_of_one_run_is_refused_with_the_holders_pid(tmp_path):
         with pytest.raises(UserError, match=f"being trained by process {os.getpid()}"):
             train(config(), ArrayDataset.random(16, 1, (8, 8)), run, max_steps=1, progress=False)
     train(config(), ArrayDataset.random(16, 1, (8, 8)), run, max_steps=1, progress=False)  # free again
+
+
+def test_a_resume_purges_tensorboard_steps_after_its_checkpoint(tmp_path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    dataset = ArrayDataset.random(16, 1, (8, 8))
+    run = tmp_path / "run"
+    train(config(), dataset, run, max_steps=6, progress=False)  # three ticks: 8, 16, 24 images
+    # The crash: the third tick's events and log line were written, its checkpoint never renamed into place.
+    newest = sorted((run / "checkpoints").glob("ckpt-*.pt"))[-1]
+    newest.unlink()
+    state = resume_state(run, dataset)
+    assert state.images_shown == 16
+    train(state.config, dataset, run, state=state, max_steps=2, progress=False)
+    events = event_accumulator.EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    scalars = events.Scalars("loss_d")
+    assert [s.step for s in scalars] == [8, 16, 24]
+    assert scalars[-1].value == pytest.approx(read_log(run)[-1]["loss_d"])
