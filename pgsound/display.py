@@ -1,13 +1,14 @@
-"""Inline media for the chapters: audio players and image grids (book: Introduction).
+"""Inline media for the chapters: audio players, image grids and sliders (book: Introduction).
 
 Audio is embedded with ``normalize=False`` so that loudness can be compared between clips; a clip whose peak
-exceeds 1 is scaled down (and says so) rather than clipped.
+exceeds 1 is scaled down rather than clipped. :func:`match_loudness` scales clips to a common loudness for
+listening side by side, :func:`fade_steps` makes the steps of a fade-in slider for :func:`media_slider`.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -47,8 +48,9 @@ def audio_table(
     sample_rate: int = 16000,
     max_seconds: float = DEFAULT_MAX_SECONDS,
     columns: int = 4,
+    caption: str | None = None,
 ):
-    """Several clips side by side in one HTML table, each under its title.
+    """Several clips side by side in one HTML table, each under its title, ``caption`` (if given) below.
 
     Returns an ``IPython.display.HTML`` object; in the static book the players still work.
     """
@@ -61,7 +63,70 @@ def audio_table(
             f'<td style="text-align:center;padding:4px"><b>{html.escape(str(title))}</b><br>{player}</td>'
         )
     rows = ["<tr>" + "".join(cells[i : i + columns]) + "</tr>" for i in range(0, len(cells), columns)]
-    return HTML('<table style="border:none">' + "".join(rows) + "</table>")
+    below = (f'<caption style="caption-side:bottom;text-align:left">{html.escape(caption)}</caption>'
+             if caption else "")
+    return HTML('<table style="border:none">' + below + "".join(rows) + "</table>")
+
+
+LOUDNESS_MEASURES = ("rms", "peak")
+
+
+def loudness(clip: np.ndarray | torch.Tensor, how: str = "rms") -> float:
+    """The RMS (``how="rms"``) or the largest absolute sample (``how="peak"``) of a clip."""
+    x = _as_numpy(clip).reshape(-1).astype(np.float64)
+    if how not in LOUDNESS_MEASURES:
+        raise ValueError(f"how must be one of {', '.join(LOUDNESS_MEASURES)}, got {how!r}")
+    if x.size == 0:
+        return 0.0
+    return float(np.sqrt(np.mean(x**2))) if how == "rms" else float(np.abs(x).max())
+
+
+def match_loudness(
+    clips: Mapping[str, np.ndarray | torch.Tensor], reference: str, how: str = "rms"
+) -> dict[str, np.ndarray]:
+    """Every clip scaled to the loudness of ``clips[reference]``: the same RMS, or the same peak.
+
+    For listening side by side (book: chapter 9, "The shipped run beside yours"): a louder clip sounds better
+    to most ears, so clips are compared at one loudness. If a scaled clip would peak above 1, every clip,
+    the reference too, is scaled down by the same factor, so the loudness stays matched and nothing clips.
+    A silent clip (loudness 0) is left as it is. Returns float32 clips under the same titles.
+    """
+    if reference not in clips:
+        raise KeyError(f"the reference {reference!r} is not one of the clips: {', '.join(map(str, clips))}")
+    target = loudness(clips[reference], how)
+    scaled = {}
+    for title, clip in clips.items():
+        x = _as_numpy(clip).squeeze()
+        level = loudness(x, how)
+        scaled[title] = x * (target / level) if level > 0 else x
+    peak = max((float(np.abs(x).max()) for x in scaled.values() if x.size), default=0.0)
+    shrink = 1.0 / peak if peak > 1.0 else 1.0
+    return {title: (x * shrink).astype(np.float32) for title, x in scaled.items()}
+
+
+def fade_steps(
+    generator: torch.nn.Module,
+    latents: torch.Tensor,
+    level: int,
+    count: int,
+    picture: Callable[[torch.Tensor], np.ndarray],
+    sound: Callable[[torch.Tensor], np.ndarray] | None = None,
+) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """The steps of a fade-in slider: the generator's images of the same latents at ``level``, alpha from 0 to 1.
+
+    ``count`` alphas, evenly spaced, 0 and 1 included; at each, ``picture(images)`` makes the uint8 (H, W, 3)
+    picture and ``sound(images)``, if given, the clip. Pass the result to :func:`media_slider`.
+    (book: chapter 6, "The fade-in, across alpha"; chapter 9 adds the sound)
+    """
+    from pgsound.generate import sample
+
+    if count < 2:
+        raise ValueError(f"a fade needs at least 2 steps (alpha 0 and 1), got {count}")
+    steps = []
+    for alpha in np.linspace(0.0, 1.0, count):
+        images = sample(generator, latents, level, float(alpha))
+        steps.append((f"alpha = {alpha:.2f}", picture(images), sound(images) if sound is not None else None))
+    return steps
 
 
 def image_grid(
@@ -153,7 +218,7 @@ def media_slider(
     ``picture`` is uint8 (H, W, 3) (``pgsound.samples.grid_image`` makes one); the clips are embedded without
     normalisation, as :func:`audio`. Every step is in the page and the slider is a few lines of JavaScript,
     so it works in Jupyter and in the static HTML book alike, with no kernel. Returns ``IPython.display.HTML``.
-    (book: chapters 2, 6 and 10)
+    (book: chapters 2, 6 and 9)
     """
     import json
     import uuid

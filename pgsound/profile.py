@@ -5,6 +5,10 @@
 - ``smoke``: seconds; what the test suite executes.
 - ``cpu``: the default; minutes on a 2-core laptop, large enough to see and hear the point.
 - ``gpu``: the full reproduction (512x512 piano, 2000 kimg).
+
+``PGSOUND_PRETRAINED`` (book: Introduction, "Shipped runs instead of training") is the other switch: set to
+``1``, every chapter that only needs a trained generator loads a run shipped with the package
+(``pgsound.pretrained``) instead of training one, under any profile.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from pgsound.errors import UserError
 PROFILES: tuple[str, ...] = ("smoke", "cpu", "gpu")
 DEFAULT_PROFILE = "cpu"
 ENV_VAR = "PGSOUND_PROFILE"
+PRETRAINED_VAR = "PGSOUND_PRETRAINED"
+TRUE_VALUES: tuple[str, ...] = ("1", "true", "yes")
+FALSE_VALUES: tuple[str, ...] = ("", "0", "false", "no")
 
 T = TypeVar("T")
 
@@ -24,7 +31,7 @@ T = TypeVar("T")
 def current_profile() -> str:
     """The profile named by ``PGSOUND_PROFILE`` (``cpu`` when unset or empty).
 
-    Raises ``ValueError`` naming the valid profiles for any other value.
+    Raises ``UserError`` naming the valid profiles for any other value.
     """
     value = os.environ.get(ENV_VAR, "").strip().lower() or DEFAULT_PROFILE
     if value not in PROFILES:
@@ -32,6 +39,24 @@ def current_profile() -> str:
             f"{ENV_VAR}={os.environ.get(ENV_VAR)!r} is not a profile; expected one of {', '.join(PROFILES)}"
         )
     return value
+
+
+def use_pretrained() -> bool:
+    """Whether ``PGSOUND_PRETRAINED`` asks the chapters to load shipped runs instead of training.
+
+    ``1``, ``true`` or ``yes`` (any case) is true; unset, empty, ``0``, ``false`` or ``no`` is false. Any other
+    value raises ``UserError`` naming the variable and the accepted values.
+    """
+    raw = os.environ.get(PRETRAINED_VAR)
+    value = (raw or "").strip().lower()
+    if value in TRUE_VALUES:
+        return True
+    if value in FALSE_VALUES:
+        return False
+    raise UserError(
+        f"{PRETRAINED_VAR}={raw!r} is not understood; expected one of "
+        f"{', '.join(TRUE_VALUES)} (load shipped runs) or {', '.join(repr(v) for v in FALSE_VALUES)} (train)"
+    )
 
 
 def pick(*, smoke: T, cpu: T, gpu: T, profile: str | None = None) -> T:

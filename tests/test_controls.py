@@ -47,3 +47,9 @@ def test_a_slider_stuck_on_one_picture_and_a_broken_clip_are_reported(tmp_path):
     broken = type("Html", (), {"data": '<audio controls src="data:audio/wav;base64,AAAA"></audio>'})()
     found = "\n".join(problems(probe_page(page(tmp_path, slider, broken), CHROMIUM)))
     assert "1 pictures for 2 steps" in found and "audio that does not decode" in found
+
+
+def test_an_audio_table_says_its_caption(tmp_path):
+    table = audio_table({"a": tone(330)}, caption="each clip scaled to the real clip's RMS")
+    assert "<caption" in table.data and "each clip scaled to the real clip&#x27;s RMS" in table.data
+    assert problems(probe_page(page(tmp_path, table), CHROMIUM)) == []
