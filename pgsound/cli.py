@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:  # the user's mistake: one line; anything else is a bug and keeps its traceback
         print(f"pgsound {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`pgsound dataset info x.h5 | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit flush would fail again
+        return 141  # 128 + SIGPIPE, as a shell reports it
     except OSError as error:
         if error.filename is None:
             raise

@@ -124,3 +124,28 @@ def test_out_under_a_file_is_a_message(tmp_path, capsys):
                        "-o", str(tmp_path / "file" / "x.h5")])
     err = capsys.readouterr().err
     assert status in (1, 2) and "file" in err and err.count("\n") == 1, err
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path, monkeypatch, capsys):
+    """`pgsound dataset info x.h5 | head -2`: the closed pipe is the reader's choice, not a crash."""
+    import sys
+
+    from pgsound.datasets.prepare import prepare_synthetic_shapes
+
+    data = tmp_path / "shapes.h5"
+    prepare_synthetic_shapes(data, count=8, resolution=8)
+    sink = (tmp_path / "sink").open("w")
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return sink.fileno()
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["dataset", "info", str(data)]) == 141
+    assert "Traceback" not in capsys.readouterr().err
