@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # The machine's answer about a path: a full disk, a read-only folder, a file where a folder should be.
         # Files are written whole or not at all (pgsound.files.atomic_write), so what was written before stands.
-        print(f"pgsound {args.command}: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
+        print(f"pgsound {args.command}: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"pgsound {args.command}: interrupted", file=sys.stderr)

@@ -64,7 +64,7 @@ def evaluate_run(
     the dataset, ``n`` becomes half the dataset (the result's ``"n"`` says which) (book: chapter 8).
     """
     G, record = load_generator(run, device=device)
-    data_path = data or record.data.path
+    data_path = data or record.data.locate()
     if not data_path:
         raise UserError("the checkpoint does not record its dataset path: pass --data")
     dataset = open_dataset(data_path)

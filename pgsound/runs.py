@@ -40,6 +40,7 @@ class DataSpec:
     path: str = ""  # absolute, so that a run resumed from another folder finds its data
     count: int = 0
     fingerprint: str = ""  # of the metadata and a few pictures: another dataset of the same shape differs
+    path_given: str = ""  # the path as the user gave it: found again when a whole project folder has moved
 
     @classmethod
     def of(cls, dataset: Any) -> DataSpec:
@@ -49,7 +50,7 @@ class DataSpec:
             resolution=tuple(int(s) for s in dataset.resolution), channels=int(dataset.channels),
             num_labels=int(dataset.num_labels), metadata=dict(dataset.metadata),
             path=str(Path(path).resolve()) if path else "", count=int(dataset.count),
-            fingerprint=dataset_fingerprint(dataset),
+            fingerprint=dataset_fingerprint(dataset), path_given=str(path) if path else "",
         )
 
     @classmethod
@@ -58,14 +59,22 @@ class DataSpec:
             resolution=tuple(int(s) for s in record["resolution"]), channels=int(record["channels"]),
             num_labels=int(record["num_labels"]), metadata=dict(record.get("metadata", {})),
             path=str(record.get("path", "") or ""), count=int(record.get("count", 0)),
-            fingerprint=str(record.get("fingerprint", "")),
+            fingerprint=str(record.get("fingerprint", "")), path_given=str(record.get("path_given", "") or ""),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as a checkpoint stores them."""
         return {"path": self.path, "resolution": list(self.resolution), "channels": self.channels,
                 "num_labels": self.num_labels, "metadata": dict(self.metadata), "count": self.count,
-                "fingerprint": self.fingerprint}
+                "fingerprint": self.fingerprint, "path_given": self.path_given}
+
+    def locate(self) -> str:
+        """Where the data is now: the absolute path, else the path as given (from here), else the absolute one."""
+        if self.path and Path(self.path).exists():
+            return self.path
+        if self.path_given and Path(self.path_given).exists():
+            return self.path_given
+        return self.path
 
     def check_fits(self, other: DataSpec, checkpoint: Path, same_data: bool = True) -> None:
         """Refuse data of another shape than the run was trained on, naming the checkpoint.
@@ -87,7 +96,8 @@ class DataSpec:
             raise UserError(
                 f"{checkpoint} was trained on other data of this shape ({self.count} pictures from "
                 f"{self.path or 'memory'}); this dataset has {other.count} pictures from {other.path or 'memory'} "
-                f"and differs: resume on the data the run was trained on")
+                f"and differs: resume on the data the run was trained on, or pass --allow-other-data to "
+                f"continue on this one on purpose")
 
 
 def dataset_fingerprint(dataset: Any) -> str:

@@ -163,12 +163,16 @@ def new_state(
 
 def resume_state(
     checkpoint: str | Path, dataset: Any, device: torch.device | str | None = None,
-    group: ProcessGroup | None = None,
+    group: ProcessGroup | None = None, allow_other_data: bool = False,
 ) -> TrainState:
-    """The state saved in a checkpoint file, or in the newest checkpoint of a run folder, on ``dataset``."""
+    """The state saved in a checkpoint file, or in the newest checkpoint of a run folder, on ``dataset``.
+
+    Other data than the run was trained on is refused unless ``allow_other_data`` (fine-tuning on purpose);
+    even then its pictures must have the run's shape, geometry and representation.
+    """
     path = checkpoint_path(checkpoint)
     saved = load_checkpoint(path, needs=TRAINING_KEYS)
-    DataSpec.from_dict(saved["data"]).check_fits(DataSpec.of(dataset), path)
+    DataSpec.from_dict(saved["data"]).check_fits(DataSpec.of(dataset), path, same_data=not allow_other_data)
     state = new_state(TrainConfig.from_dict(saved["config"]), dataset, device, group)
     state.load_state_dict(saved, path)
     return state
@@ -490,7 +494,16 @@ def save_state(state: TrainState, run_dir: Path, milestone: bool = False) -> Pat
     folder = run_dir / "checkpoints"
     # Images shown to the image, so that short runs never write two checkpoints under one name.
     name = f"{'milestone' if milestone else 'ckpt'}-{state.images_shown / 1000:010.3f}kimg.pt"
-    path = save_checkpoint(state.state_dict(), folder / name)
+    try:
+        path = save_checkpoint(state.state_dict(), folder / name)
+    except OSError as error:  # a full disk, say: the file was not written, the last one stands
+        try:
+            last = f"the last checkpoint is {latest_checkpoint(run_dir)}"
+        except FileNotFoundError:
+            last = "no checkpoint was written yet"
+        raise OSError(error.errno, f"{error.strerror or error}; nothing of this tick was saved, {last} "
+                                   f"(resume with: pgsound train --resume {run_dir})",
+                      error.filename or str(folder / name)) from None
     for old in sorted(folder.glob("ckpt-*.pt"))[: -state.config.keep_checkpoints]:
         old.unlink()
     return path

@@ -113,7 +113,7 @@ def test_an_os_error_about_a_path_is_one_line_with_status_1(monkeypatch, capsys)
     import errno
 
     assert run_with(monkeypatch, OSError(errno.ENOSPC, "No space left on device", "/runs/x/ckpt.pt")) == 1
-    assert capsys.readouterr().err == "pgsound info: error: No space left on device: /runs/x/ckpt.pt\n"
+    assert capsys.readouterr().err == "pgsound info: error: /runs/x/ckpt.pt: No space left on device\n"
     with pytest.raises(OSError):  # no path: not the user's, keeps its traceback
         run_with(monkeypatch, OSError("a socket broke"))
 

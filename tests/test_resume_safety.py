@@ -84,3 +84,58 @@ def test_a_png_with_broken_settings_is_a_clear_error(tmp_path):
         Image.fromarray(torch.zeros(4, 4, dtype=torch.uint8).numpy()).save(path, pnginfo=info)
         with pytest.raises(UserError, match=expected):
             load_spectrogram(path)
+
+
+def test_other_data_is_taken_on_purpose_with_allow_other_data(run):
+    folder, _ = run
+    other = ArrayDataset.random(16, 1, (8, 8), seed=1)
+    state = resume_state(folder, other, allow_other_data=True)
+    assert state.images_shown > 0
+    with pytest.raises(UserError, match="data with resolution"):  # the shape must still fit
+        resume_state(folder, ArrayDataset.random(16, 1, (16, 16), seed=1), allow_other_data=True)
+
+
+def test_a_full_disk_at_a_checkpoint_names_the_last_good_one(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from pgsound.cli import main
+    from pgsound.datasets.prepare import prepare_synthetic_shapes
+
+    data = tmp_path / "shapes.h5"
+    prepare_synthetic_shapes(data, count=32, resolution=8)
+    writes = []
+
+    def save_checkpoint_until_full(state, path):
+        if writes:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path.with_name(f".{path.name}.tmp")))
+        writes.append(path)
+        return save_checkpoint(state, path)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_checkpoint_until_full)
+    runs = tmp_path / "runs"
+    assert main(["train", "--preset", "smoke", "--data", str(data), "--out", str(runs), "--no-progress",
+                 "--set", "schedule.tick_kimg_default=0.016"]) == 1
+    error = capsys.readouterr().err
+    (run_dir,) = runs.iterdir()
+    assert "No space left on device; nothing of this tick was saved" in error
+    assert f"the last checkpoint is {writes[0]}" in error and f"pgsound train --resume {run_dir}" in error
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == [writes[0].name]
+
+
+def test_a_resume_finds_its_data_by_the_path_as_given_when_the_project_moved(tmp_path, monkeypatch):
+    import shutil
+
+    from pgsound.cli import main
+    from pgsound.datasets.prepare import prepare_synthetic_shapes
+
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    prepare_synthetic_shapes("shapes.h5", count=32, resolution=8)
+    assert main(["train", "--preset", "smoke", "--data", "shapes.h5", "--out", "runs", "--no-progress",
+                 "--kimg", "0.05"]) == 0
+    moved = tmp_path / "moved"
+    shutil.move(project, moved)
+    monkeypatch.chdir(moved)  # the absolute path recorded is gone; "shapes.h5" from here is the data
+    (run_dir,) = (moved / "runs").iterdir()
+    assert main(["train", "--resume", str(run_dir), "--no-progress", "--kimg", "0.1"]) == 0

@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set g.fmap_max=256 (repeatable)")
     parser.add_argument("--resume", metavar="RUN", help="run folder or checkpoint file to continue")
+    parser.add_argument("--allow-other-data", action="store_true",
+                        help="with --resume and --data: continue on other data of the same shape on purpose")
     parser.add_argument("--kimg", type=float, help="stop after this many kimg in all (default: the schedule's total)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when present)")
     parser.add_argument("--no-progress", action="store_true", help="print tick lines instead of a progress bar")
@@ -49,11 +51,15 @@ def run(args: argparse.Namespace) -> int:
         from pgsound.checkpoint import TRAINING_KEYS, load_checkpoint
 
         checkpoint = checkpoint_path(args.resume)
-        data_path = args.data or load_checkpoint(checkpoint, needs=TRAINING_KEYS)["data"].get("path")
+        from pgsound.runs import DataSpec
+
+        saved = DataSpec.from_dict(load_checkpoint(checkpoint, needs=TRAINING_KEYS)["data"])
+        data_path = args.data or saved.locate()
         if not data_path:
             raise CommandError("this checkpoint does not record its dataset path: pass --data")
         dataset = open_dataset(data_path)
-        state = resume_state(checkpoint, dataset, device=device, group=group)
+        state = resume_state(checkpoint, dataset, device=device, group=group,
+                             allow_other_data=args.allow_other_data)
         run_dir = checkpoint.parent.parent if group.is_main else None
         print(f"resuming {checkpoint} at {state.images_shown / 1000:.1f} kimg")
     else:
