@@ -77,7 +77,7 @@ def generate_run(
     files = write_sample_set(images, out, "samples", data.metadata, grid=grid, singles=True, n_iter=n_iter,
                              audio_count=n)
     _sort_files(files, written, "samples")
-    written["index"] = [_write_index(out / "samples.json", record, seed, labels, data.metadata)]
+    written["index"] = [_write_index(out / "samples.json", record, seed, n, labels, data.metadata)]
 
     ends = torch.randn(2, G.latent_size, generator=rng)
     path = slerp(ends[0], ends[1], torch.linspace(0, 1, interpolation_steps))
@@ -89,13 +89,16 @@ def generate_run(
     return written
 
 
-def _write_index(path: Path, record: TrainedRun, seed: int, labels: torch.Tensor | None,
+def _write_index(path: Path, record: TrainedRun, seed: int, n: int, labels: torch.Tensor | None,
                  metadata: dict[str, Any]) -> Path:
-    """``samples.json``: the run, the seed, and each sample's label and the label's name (conditional runs)."""
+    """``samples.json``: the run, the seed, and each sample's label and its name (None without labels)."""
     names = metadata.get("label_names") or []
+
+    def name(label: int) -> str | None:
+        return names[label] if label < len(names) else None
+
     entries = [{"index": i, "label": None if labels is None else int(labels[i]),
-                "label_name": None if labels is None or int(labels[i]) >= len(names) else names[int(labels[i])]}
-               for i in range(len(labels) if labels is not None else 0)]
+                "label_name": None if labels is None else name(int(labels[i]))} for i in range(n)]
     index = {"checkpoint": str(record.checkpoint), "images_shown": int(record.images_shown), "seed": seed,
              "conditional": bool(record.config.conditional), "samples": entries}
     with atomic_write(path) as tmp:

@@ -236,6 +236,9 @@ def test_conditional_run_on_nsynth_samples_carry_the_asked_label(nsynth_folder, 
     assert index["conditional"] and [s["label"] for s in index["samples"]] == [2, 2]
     assert index["samples"][0]["label_name"] == open_dataset(data).metadata["label_names"][2] == "C3..B3"
     assert len(list(out.glob("samples-*.wav"))) == 2
+    assert main(["generate", str(run), "--n", "3", "--out", str(tmp_path / "cycled"), "--griffin-lim-iters", "4"]) == 0
+    cycled = json.loads((tmp_path / "cycled" / "samples.json").read_text())["samples"]
+    assert [s["index"] for s in cycled] == [0, 1, 2] and [s["label"] for s in cycled] == [0, 1, 2]
 
 
 def test_maestro_refuses_at_the_start_when_the_splits_would_not_fit(maestro_folder, tmp_path, monkeypatch):
