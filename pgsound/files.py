@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +23,10 @@ def atomic_write(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
+    # Not tempfile.mkstemp: it makes the file private (0600). Mode 0666 here is narrowed by the umask, so the
+    # file ends with the permissions a plain open() would give it.
+    temp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}"
+    os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         yield Path(temp)
         with open(temp, "rb+") as written:
@@ -33,3 +35,4 @@ def atomic_write(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+

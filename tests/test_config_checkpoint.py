@@ -64,6 +64,28 @@ def test_checkpoint_round_trip_and_atomic_write(tmp_path):
     assert TrainConfig.from_dict(loaded["config"]) == TrainConfig()
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path, umask):
+    """A run folder shared with a group (a course) must be readable: mkstemp's private 0600 was kept before."""
+    import os
+    import stat
+
+    from pgsound.files import atomic_write
+
+    previous = os.umask(umask)
+    try:
+        checkpoint = save_checkpoint({"x": torch.zeros(3)}, tmp_path / "ckpt.pt")
+        with atomic_write(tmp_path / "notes.txt") as temp:
+            temp.write_text("hello")
+        (tmp_path / "plain.txt").write_text("hello")
+    finally:
+        os.umask(previous)
+    expected = 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode) == expected  # the reference: open()
+    assert stat.S_IMODE(checkpoint.stat().st_mode) == expected
+    assert stat.S_IMODE((tmp_path / "notes.txt").stat().st_mode) == expected
+
+
 def test_truncated_foreign_and_missing_checkpoints(tmp_path):
     path = save_checkpoint({"x": torch.zeros(1000)}, tmp_path / "ckpt.pt")
     data = path.read_bytes()
