@@ -160,20 +160,63 @@ def image_grid(
     fig, axes = plt.subplots(
         rows, columns, figsize=(cell_size * columns * min(aspect, 3), cell_size * rows), squeeze=False
     )
-    lo, hi = value_range
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
             continue
-        img = np.clip((batch[i] - lo) / (hi - lo), 0.0, 1.0)
-        if img.shape[0] == 1:
-            ax.imshow(img[0], cmap=cmap, vmin=0, vmax=1, origin=origin, aspect="auto", interpolation="nearest")
-        else:
-            ax.imshow(img.transpose(1, 2, 0), origin=origin, interpolation="nearest")
+        _draw(ax, batch[i], value_range, cmap, origin)
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def _draw(ax, image: np.ndarray, value_range: tuple[float, float], cmap: str, origin: str) -> None:
+    """One (1|3, H, W) image on ``ax``, values mapped from ``value_range`` to the colour range."""
+    lo, hi = value_range
+    img = np.clip((image - lo) / (hi - lo), 0.0, 1.0)
+    if img.shape[0] == 1:
+        ax.imshow(img[0], cmap=cmap, vmin=0, vmax=1, origin=origin, aspect="auto", interpolation="nearest")
+    else:
+        ax.imshow(img.transpose(1, 2, 0), origin=origin, interpolation="nearest")
+
+
+def image_rows(
+    rows: Sequence[tuple[str, np.ndarray | torch.Tensor]],
+    columns: int = 8,
+    title: str | None = None,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+    cmap: str = "magma",
+    cell_size: float = 1.1,
+    origin: str = "upper",
+):
+    """One row of ``columns`` images per ``(label, images)`` pair, the label at the row's left.
+
+    The rows may hold images of different sizes (samples at each level of a run, say): each is drawn at the
+    same cell size, pixels repeated. Returns the matplotlib figure. (book: chapters 5 and 6)
+    """
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise ValueError("image_rows needs at least one row")
+    fig, axes = plt.subplots(len(rows), columns, figsize=(cell_size * columns, cell_size * len(rows)),
+                             squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        batch = _as_numpy(images)
+        if batch.ndim == 3:
+            batch = batch[:, None]
+        if batch.ndim != 4 or batch.shape[1] not in (1, 3) or batch.shape[0] < columns:
+            raise ValueError(f"row {label!r}: expected at least {columns} images of shape (1|3, H, W), "
+                             f"got {batch.shape}")
+        for c in range(columns):
+            _draw(axes[r, c], batch[c], value_range, cmap, origin)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

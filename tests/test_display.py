@@ -59,3 +59,26 @@ def test_fade_steps_evaluate_the_generator_at_every_alpha_from_0_to_1():
     assert all(clip is None for _, _, clip in fade_steps(Fading(), torch.zeros(1, 4), 1, 2, lambda x: x))
     with pytest.raises(ValueError, match="at least 2"):
         fade_steps(Fading(), torch.zeros(1, 4), 1, 1, lambda x: x)
+
+
+def test_image_rows_draws_each_row_with_its_label_and_maps_values_to_colours():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import torch
+
+    from pgsound.display import image_rows
+
+    small = torch.full((8, 3, 4, 4), -1.0)  # black, 4x4
+    small[0, 0] = 1.0  # image 0: pure red
+    large = torch.zeros(8, 1, 16, 16)  # grey 0 -> the middle of the colour map
+    fig = image_rows([("4x4", small), ("16x16", large)], title="levels")
+    axes = fig.axes
+    assert len(axes) == 16 and axes[0].get_ylabel() == "4x4" and axes[8].get_ylabel() == "16x16"
+    assert fig._suptitle.get_text() == "levels"
+    red = axes[0].images[0].get_array()
+    assert red.shape == (4, 4, 3) and np.allclose(red[..., 0], 1) and np.allclose(red[..., 1:], 0)
+    assert axes[8].images[0].get_array().shape == (16, 16)
+    assert np.allclose(axes[8].images[0].get_array(), 0.5)  # -1..1 mapped to 0..1
+    with pytest.raises(ValueError, match="row 'short': expected at least 8 images"):
+        image_rows([("short", small[:3])])
