@@ -3,12 +3,13 @@
 A progressive run meets its largest pictures, its smallest minibatch and its largest memory only after hours.
 ``preflight`` resolves the config as ``train`` does, checks it by arithmetic (``pgsound.plan``), then for every
 phase of the schedule (the base level, each level's fade-in and its stable phase) sets the run to the middle of
-that phase and takes one real training step there: faded reals from the loader, the D step with its penalty, the
-G step, the EMA, Adam's reset where the schedule resets it. Each row of its table says what the phase costs on
-this device: FLOPs per image (``torch.utils.flop_counter``), the step's time, peak memory and checkpoint size,
-and the hours the phase would take at that step time. Finally it writes a checkpoint two steps before the end of
-a fade-in, and another two steps before the next level starts to fade in, resumes from each across that boundary
-and checks that the resumed runs are bit-identical to the uninterrupted ones.
+that phase and times one real training step there, after an untimed one where the shapes are new: faded reals
+from the loader, the D step with its penalty, the G step, the EMA, Adam's reset where the schedule resets it.
+Each row of its table says what the phase costs on this device: FLOPs per image (``torch.utils.flop_counter``),
+the step's time, peak memory and checkpoint size, and the hours the phase would take at that step time. Finally
+it writes a checkpoint two steps before the end of a fade-in, and another two steps before the next level
+starts to fade in, resumes from each across that boundary and checks that the resumed runs are bit-identical to
+the uninterrupted ones.
 """
 
 from __future__ import annotations
@@ -332,8 +333,10 @@ def preflight(
     memory = PeakMemory(state.device)
     report = PreflightReport(device=describe_device(state.device), memory_kind=memory.kind, widths=widths,
                              nproc=nproc)
+    previous_level = None
     for window in schedule_windows(config, num_levels):
-        row = _walk_phase(state, config, window, nproc, memory)
+        row = _walk_phase(state, config, window, nproc, memory, new_shapes=window.level != previous_level)
+        previous_level = window.level
         report.rows.append(row)
         if on_row is not None:
             on_row(row)
@@ -345,7 +348,7 @@ def preflight(
 
 
 def _walk_phase(state: TrainState, config: TrainConfig, window: PhaseWindow, nproc: int,
-                memory: PeakMemory) -> PhaseRow:
+                memory: PeakMemory, new_shapes: bool) -> PhaseRow:
     schedule = config.schedule
     middle = round(500 * (window.start_kimg + window.end_kimg))
     base_shape = tuple(config.base_shape)
@@ -358,9 +361,11 @@ def _walk_phase(state: TrainState, config: TrainConfig, window: PhaseWindow, npr
         net.zero_grad(set_to_none=True)
     flops = StepFlopCounter()
     try:
-        if state.device.type == "cuda":
-            # A warm-up step (cuDNN picks its algorithms for these shapes) counts the FLOPs; the timed step then
-            # runs without the counter, whose Python hook per operation would show in a GPU step's time.
+        if state.device.type == "cuda" or new_shapes:
+            # A warm-up step counts the FLOPs; the timed step then runs without the counter, whose Python hook
+            # per operation would show in a GPU step's time. On CUDA cuDNN picks its algorithms for these shapes
+            # in the first step. A CPU's first step at new shapes pays oneDNN's set-up of its kernels and the
+            # first touch of the new activations' memory, which would overstate every fade-in's hours.
             with flops:
                 train_step(state)
             state.images_shown = middle
