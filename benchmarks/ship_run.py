@@ -47,16 +47,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--description", required=True)
     parser.add_argument("--n", type=int, default=256, help="reals and fakes per side for the metrics")
     parser.add_argument("--commit", help="the commit the run was trained at (default: this checkout's HEAD)")
+    parser.add_argument("--machine", help="the CPU the run was trained on, when not this one (a run can outlive its "
+                                          "machine; default: this machine's model name)")
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parents[1]
-    commit = args.commit or subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                           text=True, check=True).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", args.commit or "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()
     record = {
         "description": args.description,
         "commands": [shlex.split(c) for c in args.command],
         "commit": commit,
         "wall_seconds": args.wall_seconds,
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores, {args.threads} torch thread(s), "
+        "machine": f"{args.machine or cpu_model()}, {os.cpu_count()} cores, {args.threads} torch thread(s), "
                    f"{platform.system()} {platform.machine()}",
         "torch": torch.__version__,
         "made": datetime.date.today().isoformat(),

@@ -4,7 +4,7 @@
 
 For every chapter page (``NN_*.html``): a learning-goals section, the running time, a summary, exercises with
 answers in collapsed boxes, at least one resolved citation; and none of: an unresolved reference or citation,
-an error output, an ``<audio>`` element without a source, a printed temporary path, a code line longer than
+an error output, a warning printed by a cell, an ``<audio>`` element without a source, a printed temporary path, a code line longer than
 the page. Prints one line per problem and exits 1 if there is any. ``make book-check`` builds the smoke book
 and runs this; CI runs it after the tests.
 """
@@ -45,6 +45,10 @@ def chapter_problems(html: str) -> list[str]:
     for node in main.select(".output.traceback, .output.error"):
         first = node.get_text(" ", strip=True)[:120]
         problems.append(f"error output: {first!r}")
+    for node in main.select(".output.stderr"):
+        found = re.search(r"\w*Warning\b.*", node.get_text(" "))
+        if found:  # a library's complaint about the reader's set-up belongs in the package, not on the page
+            problems.append(f"a warning in an output: {found.group(0)[:120]!r}")
     if "Traceback (most recent call last)" in text:
         problems.append("a traceback in the page")
     for audio in main.find_all("audio"):

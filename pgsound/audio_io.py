@@ -146,7 +146,7 @@ def scan_audio_folder(
     Each file goes through :func:`load_audio` (so the checks are the same as for one file). Returns an
     :class:`AudioScan`; ``print(scan.summary())`` shows the skipped files and why.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
 
     files = find_audio_files(folder)
     scan = AudioScan(Path(folder), int(sample_rate))

@@ -510,7 +510,7 @@ def save_state(state: TrainState, run_dir: Path, milestone: bool = False) -> Pat
 
 
 def progress_bar(total_kimg: float, images_shown: int):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
 
     return tqdm(
         total=round(total_kimg, 3), initial=round(images_shown / 1000, 3), unit="kimg",

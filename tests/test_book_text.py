@@ -74,8 +74,11 @@ def test_the_html_check_passes_a_good_page_and_names_each_problem():
            .replace('<a class="reference internal"\nhref="bibliography.html#id2">KALL18</a>', "")
            .replace("x = 1", "x = 1" + " " * 90 + "# long")
            .replace('<source src="data:audio/wav;base64,UklGR" />', "")
-           .replace("</main>", '<div class="cell_output">/tmp/pgsound-x/run</div></main>'))
+           .replace("</main>", '<div class="cell_output">/tmp/pgsound-x/run</div></main>')
+           .replace("</main>", '<div class="output stderr"><pre>auto.py:21: TqdmWarning: IProgress not found'
+                               '</pre></div></main>'))
     problems = "\n".join(chapter_problems(bad))
     for expected in ("no 'summary' section", "no collapsed answers", "unresolved citation",
-                     "no resolved citation", "code line of", "<audio> element without a source", "temporary path"):
+                     "no resolved citation", "code line of", "<audio> element without a source", "temporary path",
+                     "a warning in an output: 'TqdmWarning: IProgress not found'"):
         assert expected in problems, (expected, problems)

@@ -99,8 +99,6 @@ def piano_chapter_runs(path: Path, profile: str) -> list[tuple[str, list[str], S
     p = chapter_parameters(path, profile)
     if path.stem.startswith("09"):
         return [(p["PRESET"], p["OVERRIDES"], SpectrogramConfig(**p["GEOMETRY"]))]
-    if path.stem.startswith("10"):
-        return [(p["DEMO"]["preset"], p["DEMO"]["overrides"], SpectrogramConfig(**p["DEMO"]["geometry"]))]
     size, n_fft, hop = p["PICTURES"]["size"], p["PICTURES"]["n_fft"], p["PICTURES"]["hop_length"]
     square = SpectrogramConfig(n_fft=n_fft, hop_length=hop, n_bins=size, n_frames=size)
     # Variant (c), as chapter 11 builds it: twice the bins, half the frames, grown from an 8x2 base.
@@ -108,7 +106,8 @@ def piano_chapter_runs(path: Path, profile: str) -> list[tuple[str, list[str], S
     return [(p["PRESET"], p["WIDTHS"], square), (p["PRESET"], [*p["WIDTHS"], "base_shape=[8, 2]"], tall)]
 
 
-PIANO_CHAPTERS = [p for p in chapter_paths() if p.stem[:2] in ("09", "10", "11")]
+# Chapter 10 trains nothing: it generates from the shipped piano512-cpu run (or, under gpu, the reader's).
+PIANO_CHAPTERS = [p for p in chapter_paths() if p.stem[:2] in ("09", "11")]
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -89,7 +89,7 @@ def prepare_synthetic_piano(
     :data:`pgsound.representations.REPRESENTATIONS`. ``minutes`` of audio in all, seeded: the same arguments
     give the same file.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
 
 
     config = config or SpectrogramConfig()
@@ -127,7 +127,7 @@ def prepare_images(path: str | Path, folder: str | Path, progress: bool = False)
 
     A file of another size or kind is a ``ValueError`` naming it; nothing is left behind under ``path``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
 
     files, (channels, height, width), batches = iter_image_folder(folder)
     metadata = {
@@ -190,7 +190,7 @@ def write_recordings(
     that cannot be used is skipped and listed in the report; no usable file at all is a UserError.
     (book: chapter 9, "From recordings to a dataset")
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
 
     started = time.perf_counter()
     report = PreparationReport(writer.path)
