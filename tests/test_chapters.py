@@ -29,12 +29,11 @@ def chapter_paths() -> list[Path]:
     return [p for p in paths if p.exists() and "jupytext:" in p.read_text()[:400]]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
-def test_chapter_executes_under_smoke_profile(path: Path, tmp_path: Path):
+def run_under_smoke(path: Path, tmp_path: Path, **environment: str) -> None:
+    """Execute one chapter under the smoke profile; a failure names the cell that raised and shows it."""
     from nbclient.exceptions import CellExecutionError
 
-    env = dict(os.environ) | {"MPLBACKEND": "Agg", "PGSOUND_RUNS": str(tmp_path / "runs")}
+    env = dict(os.environ) | {"MPLBACKEND": "Agg", "PGSOUND_RUNS": str(tmp_path / "runs")} | environment
     try:
         execute_chapter(path, "smoke", timeout=600, env=env)
     except CellExecutionError as error:
@@ -46,6 +45,22 @@ def test_chapter_executes_under_smoke_profile(path: Path, tmp_path: Path):
         where = f"code cell {failing + 1} of {len(cells)}" if failing is not None else "a cell"
         source = cells[failing].source if failing is not None else ""
         pytest.fail(f"{path.relative_to(ROOT)}: {where} raised\n--- cell ---\n{source}\n--- error ---\n{error}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
+def test_chapter_executes_under_smoke_profile(path: Path, tmp_path: Path):
+    run_under_smoke(path, tmp_path, PGSOUND_PRETRAINED="0")
+
+
+SWITCHED_CHAPTERS = [p for p in chapter_paths() if "use_pretrained()" in p.read_text()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SWITCHED_CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_executes_with_the_shipped_runs(path: Path, tmp_path: Path):
+    """PGSOUND_PRETRAINED=1: the branches that load a shipped run instead of training run too."""
+    run_under_smoke(path, tmp_path, PGSOUND_PRETRAINED="1")
 
 
 def test_cell_time_limit_follows_the_profile(monkeypatch):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from pgsound.errors import UserError
 from pgsound.metrics import default_metrics, evaluate_metrics
 from pgsound.metrics.ms_ssim import mean_pairwise_ms_ssim
 from pgsound.metrics.swd import sliced_wasserstein_distance
@@ -45,7 +46,18 @@ def test_swd_floor_is_reals_against_held_out_reals_at_the_same_count():
 def test_default_metrics_follow_the_data():
     assert default_metrics(64) == ["swd", "ms_ssim"]
     assert default_metrics(4096) == ["swd", "ms_ssim", "ndb"]
-    assert default_metrics(4096, {"spectrogram": SpectrogramConfig().to_dict()})[-1] == "audio"
+    settings = SpectrogramConfig().to_dict()
+    assert default_metrics(4096, {"spectrogram": settings})[-1] == "audio"
+    assert default_metrics(4096, {"spectrogram": settings, "representation": "magnitude"})[-1] == "audio"
+    for other in ("mel", "mag-if"):  # their rows are not linear-frequency magnitudes
+        assert default_metrics(4096, {"spectrogram": settings, "representation": other}) == ["swd", "ms_ssim", "ndb"]
+
+
+def test_audio_metrics_refuse_mel_bands_by_name():
+    config = SpectrogramConfig.for_shape(32, 32)
+    reals, fakes = images(8, (32, 32), 1), images(8, (32, 32), 1, seed=2)
+    with pytest.raises(UserError, match="this data is 'mel'"):
+        evaluate_metrics(reals, fakes, ["audio"], metadata={"spectrogram": config.to_dict(), "representation": "mel"})
 
 
 def test_audio_from_the_dataset_metadata():

@@ -34,11 +34,15 @@ NDB_SAMPLES_PER_BIN = 10  # reals per bin, at least, when the number of bins is 
 
 
 def default_metrics(num_images: int, metadata: dict[str, Any] | None = None) -> list[str]:
-    """The metrics that apply: all image metrics (NDB from 100 images), ``audio`` for spectrogram data."""
+    """The metrics that apply: all image metrics (NDB from 100 images), ``audio`` for log-magnitude spectrograms.
+
+    Mel bands and magnitude + instantaneous frequency get the image metrics only: the audio figures read rows
+    as linear frequency bins of one magnitude channel (chapter 11 compares them through their sound instead).
+    """
     chosen = ["swd", "ms_ssim"]
     if num_images >= 100:
         chosen.append("ndb")
-    if metadata and metadata.get("spectrogram"):
+    if metadata and metadata.get("spectrogram") and metadata.get("representation", "magnitude") == "magnitude":
         chosen.append("audio")
     return chosen
 
@@ -122,6 +126,11 @@ def evaluate_metrics(
             if not settings:
                 raise UserError("the 'audio' metrics need spectrogram data (the dataset's metadata has no "
                                  "'spectrogram' settings)")
+            representation = (metadata or {}).get("representation", "magnitude")
+            if representation != "magnitude":
+                raise UserError(f"the 'audio' metrics read log-magnitude pictures of linear frequency bins; this "
+                                f"data is {representation!r} (pgsound.metrics.audio.audio_distances compares "
+                                f"representations through their sound, chapter 11)")
             if reals.shape[1] != 1:
                 raise UserError(f"the 'audio' metrics need one-channel spectrograms, got {reals.shape[1]} channels")
             values.update(audio_metrics(reals, fakes, settings, seed=seed, device=device, **kwargs))
