@@ -2,6 +2,7 @@
 #   make test                 create .venv (first run), then run the test suite
 #   make book                 create .venv (first run), execute every chapter (cpu profile), build _build/html
 #   make book PROFILE=gpu     the same with the full reproduction profile
+#   make book JOBS=1          one chapter at a time (default: two at a time, except under gpu)
 #   PGSOUND_PRETRAINED=1 make book   the same, loading the shipped runs instead of training (its own cache)
 #   make book-check           build the book under the smoke profile; check every chapter page in a browser
 #   make chapter NAME=07      execute the chapters whose file names contain 07 (PROFILE=cpu), print wall times
@@ -13,6 +14,8 @@ VENV    ?= .venv
 TORCH      ?= torch==2.13.0
 TORCH_ARGS ?=
 PROFILE ?= cpu
+# Chapters executed at a time by make book, each kernel with its share of the cores (one GPU runs one at a time).
+JOBS    ?= $(if $(filter gpu,$(PROFILE)),1,2)
 PY      := $(VENV)/bin/python
 # One execution cache per profile and per PGSOUND_PRETRAINED (the cache knows neither variable).
 CACHE   := _build/.jupyter_cache-$(PROFILE)$(if $(filter 1 true yes TRUE YES True Yes,$(PGSOUND_PRETRAINED)),-pretrained)
@@ -51,7 +54,7 @@ book: $(STAMP)
 	@mkdir -p $(CACHE) && rm -rf _build/.jupyter_cache && ln -s $(notdir $(CACHE)) _build/.jupyter_cache
 	@# Our runner executes the chapters (it avoids an nbclient stall, see book/run_chapter.py) and fills the cache;
 	@# jupyter-book then finds every chapter there and only renders.
-	PGSOUND_PROFILE=$(PROFILE) $(PY) book/run_chapter.py --cache $(CACHE)
+	PGSOUND_PROFILE=$(PROFILE) $(PY) book/run_chapter.py --cache $(CACHE) --jobs $(JOBS)
 	PGSOUND_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . --all --path-output . --builder html
 	@if [ -d _build/html/reports ] && [ -n "$$(find _build/html/reports -name '*.log')" ]; then \
 		echo "==> a chapter raised; its traceback:"; find _build/html/reports -name '*.log' -exec cat {} +; exit 1; \
