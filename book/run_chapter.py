@@ -108,8 +108,8 @@ def timed_execution(path: Path, profile: str, env: dict[str, str]) -> tuple[nbfo
 def run(pattern: str, profile: str, cache: Path | None = None, jobs: int = 1) -> int:
     """Execute the matching chapters, ``jobs`` at a time, each kernel with its share of the cores.
 
-    Small networks gain little from a second thread, so on a 2-core machine two chapters on one thread each
-    finish sooner than one after the other on two.
+    Much of a chapter keeps one core busy at most (start-up, plotting, decoding, small networks), so on a
+    2-core machine two chapters on one thread each finish sooner than one after the other on two.
     """
     paths = chapter_paths(pattern)
     if not paths:
