@@ -24,16 +24,18 @@ from pathlib import Path
 import torch
 
 from pgsound import pretrained
+from pgsound.device import cpu_model
+from pgsound.runs import read_stretches
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def machines(run: Path, fallback: str) -> str:
+    """The machine of each stretch the run was trained in (its ``stretches.jsonl``), or ``fallback``."""
+    parts: list[str] = []
+    for stretch in read_stretches(run):
+        described = f"{stretch['machine']} from {stretch['kimg']:g} kimg"
+        if not parts or not parts[-1].startswith(stretch["machine"]):
+            parts.append(described)
+    return "; ".join(parts) or fallback
 
 
 def main(argv: list[str]) -> int:
@@ -47,8 +49,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--description", required=True)
     parser.add_argument("--n", type=int, default=256, help="reals and fakes per side for the metrics")
     parser.add_argument("--commit", help="the commit the run was trained at (default: this checkout's HEAD)")
-    parser.add_argument("--machine", help="the CPU the run was trained on, when not this one (a run can outlive its "
-                                          "machine; default: this machine's model name)")
+    parser.add_argument("--machine", help="the machine the run was trained on (default: the run folder's record of "
+                                          "each stretch, or for an older run this machine's CPU)")
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parents[1]
     commit = subprocess.run(["git", "-C", str(root), "rev-parse", args.commit or "HEAD"], capture_output=True,
@@ -58,8 +60,9 @@ def main(argv: list[str]) -> int:
         "commands": [shlex.split(c) for c in args.command],
         "commit": commit,
         "wall_seconds": args.wall_seconds,
-        "machine": f"{args.machine or cpu_model()}, {os.cpu_count()} cores, {args.threads} torch thread(s), "
-                   f"{platform.system()} {platform.machine()}",
+        "machine": args.machine or machines(Path(args.run), f"{cpu_model()}, {os.cpu_count()} cores, "
+                                                              f"{args.threads} torch thread(s), {platform.system()} "
+                                                              f"{platform.machine()}"),
         "torch": torch.__version__,
         "made": datetime.date.today().isoformat(),
     }

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+import platform
 import random
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -40,6 +43,22 @@ def describe_device(device: torch.device | None = None) -> str:
         props = torch.cuda.get_device_properties(device)
         return f"{device} ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
     return f"{device} ({torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), or what ``platform`` knows elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_machine(device: torch.device | None = None) -> str:
+    """The machine a run trains on, for its record: ``AMD EPYC, 2 cores, cpu (2 threads), torch 2.13.0+cpu``."""
+    return f"{cpu_model()}, {os.cpu_count()} cores, {describe_device(device)}, torch {torch.__version__}"
 
 
 def configure_process(device: torch.device | str) -> None:

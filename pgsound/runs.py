@@ -130,6 +130,20 @@ def new_run_dir(root: str | Path, name: str) -> Path:
             number += 1
 
 
+STRETCHES = "stretches.jsonl"  # in a run folder: one line per start or resume (time, kimg, machine)
+
+
+def read_stretches(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The stretches a run folder was trained in: ``started`` (Unix time), ``kimg`` at the start, ``machine``.
+
+    Empty for a run trained before the package recorded them.
+    """
+    path = Path(run_dir) / STRETCHES
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 @contextlib.contextmanager
 def hold_run_dir(run_dir: str | Path) -> Iterator[None]:
     """Hold an OS lock on ``RUN/.lock`` while this process trains the run.

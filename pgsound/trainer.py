@@ -16,6 +16,7 @@ what a checkpoint stores, with the config and the data spec; :class:`RunFolder` 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import signal
 import time
@@ -29,7 +30,7 @@ import torch
 from pgsound.checkpoint import TRAINING_KEYS, load_checkpoint, save_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.datasets import LevelLoader
-from pgsound.device import default_device
+from pgsound.device import default_device, describe_machine
 from pgsound.distributed import ProcessGroup, average_gradients, average_tensor, split_batch
 from pgsound.ema import ema_beta_at, make_ema, update_ema
 from pgsound.evaluate import evaluate_generator
@@ -38,7 +39,15 @@ from pgsound.loss import discriminator_loss, generator_loss
 from pgsound.networks import Alpha
 from pgsound.plan import check_run
 from pgsound.runlog import RunLog
-from pgsound.runs import DataSpec, build_networks, checkpoint_path, hold_run_dir, latest_checkpoint, load_into
+from pgsound.runs import (
+    STRETCHES,
+    DataSpec,
+    build_networks,
+    checkpoint_path,
+    hold_run_dir,
+    latest_checkpoint,
+    load_into,
+)
 from pgsound.samples import write_sample_set
 from pgsound.schedule import Phase, level_resolution, level_start_kimg, lod_progress, phase_at
 
@@ -474,6 +483,11 @@ def open_run_folder(state: TrainState, path: Path) -> RunFolder:
     except FileNotFoundError:
         last = None
     run = RunFolder(path, RunLog(path, images_shown=state.images_shown), fixed, labels, last)
+    # One line per stretch of training: a run resumed elsewhere keeps the machine of each part (its manifest
+    # names them when it is shipped).
+    stretch = {"started": time.time(), "kimg": state.images_shown / 1000, "machine": describe_machine(state.device)}
+    with open(path / STRETCHES, "a") as f:
+        f.write(json.dumps(stretch) + "\n")
     if state.images_shown == 0:
         reals = state.loader.peek(state.max_level, rows * cols)
         write_sample_set(reals, path / "samples", "reals", state.data.metadata, grid=config.sample_grid)

@@ -9,9 +9,10 @@ import pytest
 
 from pgsound.config import resolve_config
 from pgsound.datasets import ArrayDataset
+from pgsound.device import cpu_model
 from pgsound.errors import UserError
 from pgsound.runlog import read_log
-from pgsound.runs import hold_run_dir
+from pgsound.runs import hold_run_dir, read_stretches
 from pgsound.trainer import resume_state, train
 
 pytestmark = pytest.mark.slow
@@ -36,6 +37,18 @@ def test_a_resume_after_a_crash_between_log_and_checkpoint_logs_each_tick_once(t
     train(state.config, dataset, run, state=state, max_steps=2, progress=False)
     assert [r["kimg"] for r in read_log(run)] == straight == [0.008, 0.016, 0.024]
     assert len((run / "log.txt").read_text().splitlines()) == 3
+
+
+def test_each_stretch_of_a_run_records_its_start_and_machine(tmp_path):
+    dataset = ArrayDataset.random(16, 1, (8, 8))
+    run = tmp_path / "run"
+    train(config(), dataset, run, max_steps=4, progress=False)  # 4 steps of 4 images: 0.016 kimg
+    state = resume_state(run, dataset)
+    train(state.config, dataset, run, state=state, max_steps=2, progress=False)
+    first, second = read_stretches(run)
+    assert (first["kimg"], second["kimg"]) == (0.0, 0.016)
+    assert first["started"] < second["started"]
+    assert cpu_model() in second["machine"] and f"{os.cpu_count()} cores" in second["machine"]
 
 
 def test_stale_temporary_files_are_removed_when_a_run_starts(tmp_path):
