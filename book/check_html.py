@@ -4,9 +4,9 @@
 
 For every chapter page (``NN_*.html``): a learning-goals section, the running time, a summary, exercises with
 answers in collapsed boxes, at least one resolved citation; and none of: an unresolved reference or citation,
-an error output, a warning printed by a cell, an ``<audio>`` element without a source, a printed temporary path, a code line longer than
-the page. Prints one line per problem and exits 1 if there is any. ``make book-check`` builds the smoke book
-and runs this; CI runs it after the tests.
+an error output, a warning printed by a cell, an ``<audio>`` element without a source, a printed temporary
+path, a code line longer than the page. Prints one line per problem and exits 1 if there is any. ``make
+book-check`` builds the smoke book and runs this; CI runs it after the tests.
 """
 
 from __future__ import annotations
