@@ -53,11 +53,18 @@ def test_default_metrics_follow_the_data():
         assert default_metrics(4096, {"spectrogram": settings, "representation": other}) == ["swd", "ms_ssim", "ndb"]
 
 
-def test_audio_metrics_refuse_mel_bands_by_name():
+def test_audio_metrics_refuse_mel_bands_by_name_before_any_metric_runs(monkeypatch):
+    import pgsound.metrics
+
+    def swd_first(*args, **kwargs):
+        raise AssertionError("SWD was computed before the audio metrics' data was checked")
+
+    monkeypatch.setattr(pgsound.metrics, "sliced_wasserstein_distances", swd_first)
     config = SpectrogramConfig.for_shape(32, 32)
     reals, fakes = images(8, (32, 32), 1), images(8, (32, 32), 1, seed=2)
     with pytest.raises(UserError, match="this data is 'mel'"):
-        evaluate_metrics(reals, fakes, ["audio"], metadata={"spectrogram": config.to_dict(), "representation": "mel"})
+        evaluate_metrics(reals, fakes, ["swd", "audio"],
+                         metadata={"spectrogram": config.to_dict(), "representation": "mel"})
 
 
 def test_audio_from_the_dataset_metadata():

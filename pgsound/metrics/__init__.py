@@ -47,6 +47,22 @@ def default_metrics(num_images: int, metadata: dict[str, Any] | None = None) -> 
     return chosen
 
 
+def _audio_settings(reals: torch.Tensor, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The spectrogram settings the ``audio`` metrics decode with; an error names what the data lacks."""
+    settings = (metadata or {}).get("spectrogram")
+    if not settings:
+        raise UserError("the 'audio' metrics need spectrogram data (the dataset's metadata has no "
+                        "'spectrogram' settings)")
+    representation = (metadata or {}).get("representation", "magnitude")
+    if representation != "magnitude":
+        raise UserError(f"the 'audio' metrics read log-magnitude pictures of linear frequency bins; this data is "
+                        f"{representation!r} (pgsound.metrics.audio.audio_distances compares representations "
+                        f"through their sound, chapter 11)")
+    if reals.shape[1] != 1:
+        raise UserError(f"the 'audio' metrics need one-channel spectrograms, got {reals.shape[1]} channels")
+    return settings
+
+
 def _as_tensor(images: Any) -> torch.Tensor:
     x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.asarray(images))
     x = x.detach().float()
@@ -86,6 +102,8 @@ def evaluate_metrics(
     unknown = [name for name in chosen if name not in METRICS]
     if unknown:
         raise UserError(f"unknown metric(s) {unknown}; known: {list(METRICS)}")
+    if "audio" in chosen:  # before any metric is computed, so that none is lost to the error
+        settings = _audio_settings(reals, metadata)
     options = options or {}
     device = torch.device(device) if device is not None else default_device()
     values: dict[str, float] = {}
@@ -122,16 +140,5 @@ def evaluate_metrics(
             values.update(ndb_k(reals, fakes, seed=seed, device=device, **kwargs))
         elif name == "audio":
 
-            settings = (metadata or {}).get("spectrogram")
-            if not settings:
-                raise UserError("the 'audio' metrics need spectrogram data (the dataset's metadata has no "
-                                 "'spectrogram' settings)")
-            representation = (metadata or {}).get("representation", "magnitude")
-            if representation != "magnitude":
-                raise UserError(f"the 'audio' metrics read log-magnitude pictures of linear frequency bins; this "
-                                f"data is {representation!r} (pgsound.metrics.audio.audio_distances compares "
-                                f"representations through their sound, chapter 11)")
-            if reals.shape[1] != 1:
-                raise UserError(f"the 'audio' metrics need one-channel spectrograms, got {reals.shape[1]} channels")
             values.update(audio_metrics(reals, fakes, settings, seed=seed, device=device, **kwargs))
     return values
