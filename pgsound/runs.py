@@ -130,7 +130,7 @@ def new_run_dir(root: str | Path, name: str) -> Path:
             number += 1
 
 
-STRETCHES = "stretches.jsonl"  # in a run folder: one line per start or resume (time, kimg, machine)
+STRETCHES = "stretches.jsonl"  # in a run folder: one line per call of train (a start or resume): time, kimg, machine
 
 
 def read_stretches(run_dir: str | Path) -> list[dict[str, Any]]:
