@@ -41,6 +41,7 @@ class DataSpec:
     count: int = 0
     fingerprint: str = ""  # of the metadata and a few pictures: another dataset of the same shape differs
     path_given: str = ""  # the path as the user gave it: found again when a whole project folder has moved
+    thumbnails: tuple[float, ...] = ()  # the fingerprint's pictures as 4x4 block means: a re-prepared set matches
 
     @classmethod
     def of(cls, dataset: Any) -> DataSpec:
@@ -51,6 +52,7 @@ class DataSpec:
             num_labels=int(dataset.num_labels), metadata=dict(dataset.metadata),
             path=str(Path(path).resolve()) if path else "", count=int(dataset.count),
             fingerprint=dataset_fingerprint(dataset), path_given=str(path) if path else "",
+            thumbnails=dataset_thumbnails(dataset),
         )
 
     @classmethod
@@ -60,13 +62,14 @@ class DataSpec:
             num_labels=int(record["num_labels"]), metadata=dict(record.get("metadata", {})),
             path=str(record.get("path", "") or ""), count=int(record.get("count", 0)),
             fingerprint=str(record.get("fingerprint", "")), path_given=str(record.get("path_given", "") or ""),
+            thumbnails=tuple(float(v) for v in record.get("thumbnails", ())),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as a checkpoint stores them."""
         return {"path": self.path, "resolution": list(self.resolution), "channels": self.channels,
                 "num_labels": self.num_labels, "metadata": dict(self.metadata), "count": self.count,
-                "fingerprint": self.fingerprint, "path_given": self.path_given}
+                "fingerprint": self.fingerprint, "path_given": self.path_given, "thumbnails": list(self.thumbnails)}
 
     def locate(self) -> str:
         """Where the data is now: the absolute path, else the path as given (from here), else the absolute one."""
@@ -93,6 +96,8 @@ class DataSpec:
                                     f"but {other.path or 'this dataset'} has {other.metadata.get(key)}")
             return
         if self.fingerprint and other.fingerprint and self.fingerprint != other.fingerprint:
+            if self.is_reprepared(other):
+                return
             raise UserError(
                 f"{checkpoint} was trained on other data of this shape ({self.count} pictures from "
                 f"{self.path or 'memory'}); this dataset has {other.count} pictures from {other.path or 'memory'} "
@@ -100,15 +105,51 @@ class DataSpec:
                 f"continue on this one on purpose")
 
 
+    def is_reprepared(self, other: DataSpec) -> bool:
+        """Whether ``other`` is this data prepared again from the same recipe, on a machine whose floating point
+        rounds a few values differently: the same metadata and count, and thumbnails within a float16 step.
+        """
+        if not self.thumbnails or len(self.thumbnails) != len(other.thumbnails) or self.count != other.count:
+            return False
+        if _canonical(self.metadata) != _canonical(other.metadata):
+            return False
+        gap = max(abs(a - b) for a, b in zip(self.thumbnails, other.thumbnails, strict=True))
+        return gap <= REPREPARED_TOLERANCE
+
+
+# A block mean moves by at most one float16 step (2**-11 below 1) even if every value in the block rounds the
+# other way; another dataset's block means differ by far more.
+REPREPARED_TOLERANCE = 1e-3
+
+
+def _canonical(metadata: dict[str, Any]) -> str:
+    return json.dumps(metadata, sort_keys=True, default=str)
+
+
+def _fingerprint_pictures(dataset: Any) -> list[np.ndarray]:
+    """The first, middle and last full-size pictures."""
+    pictures = dataset.images(*tuple(int(s) for s in dataset.resolution))
+    return [np.asarray(pictures[i]) for i in sorted({0, dataset.count // 2, dataset.count - 1})]
+
+
 def dataset_fingerprint(dataset: Any) -> str:
     """A short hash of a dataset's metadata, count and first, middle and last full-size pictures."""
     digest = hashlib.sha256()
-    digest.update(json.dumps(dataset.metadata, sort_keys=True, default=str).encode())
+    digest.update(_canonical(dataset.metadata).encode())
     digest.update(str(int(dataset.count)).encode())
-    pictures = dataset.images(*tuple(int(s) for s in dataset.resolution))
-    for index in sorted({0, dataset.count // 2, dataset.count - 1}):
-        digest.update(np.ascontiguousarray(pictures[index]).tobytes())
+    for picture in _fingerprint_pictures(dataset):
+        digest.update(np.ascontiguousarray(picture).tobytes())
     return digest.hexdigest()[:16]
+
+
+def dataset_thumbnails(dataset: Any) -> tuple[float, ...]:
+    """The fingerprint's pictures as means over a 4x4 grid of blocks, per channel, in one flat tuple."""
+    values: list[float] = []
+    for picture in _fingerprint_pictures(dataset):
+        channels, height, width = picture.shape
+        blocks = picture.astype(np.float64).reshape(channels, 4, height // 4, 4, width // 4).mean(axis=(2, 4))
+        values.extend(float(v) for v in blocks.ravel())
+    return tuple(values)
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:

@@ -78,8 +78,11 @@ def test_a_shipped_run_measures_what_its_manifest_says(name, tmp_path):
     data = pretrained.regenerate_data(name, tmp_path / "data.h5")
     measured = evaluate_run(pretrained.path(name), data=data, n=record["evaluation"]["n"],
                             seed=record["evaluation"]["seed"], device="cpu")["metrics"]
-    for key, expected in record["evaluation"]["metrics"].items():
-        assert measured[key] == pytest.approx(expected, rel=0.05, abs=0.05), key
+    expected_metrics = record["evaluation"]["metrics"]
+    for key, expected in expected_metrics.items():
+        # NDB counts bins: another CPU's rounding can move one bin across the significance line.
+        one_bin = 1 / expected_metrics["ndb_bins"] + 1e-9 if key.startswith("ndb_k") else 0.05
+        assert measured[key] == pytest.approx(expected, rel=0.05, abs=one_bin), key
 
 
 @pytest.mark.parametrize("name", pretrained.list())

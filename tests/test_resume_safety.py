@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,7 +11,7 @@ from pgsound.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pgsound.config import resolve_config
 from pgsound.datasets import ArrayDataset
 from pgsound.errors import UserError
-from pgsound.runs import latest_checkpoint
+from pgsound.runs import dataset_fingerprint, latest_checkpoint
 from pgsound.trainer import TrainingDiverged, resume_state, train, train_step
 
 pytestmark = pytest.mark.slow
@@ -35,6 +36,22 @@ def test_resuming_on_other_data_of_the_same_shape_is_refused(run):
         resume_state(folder, ArrayDataset.random(16, 1, (8, 8), seed=1))
     with pytest.raises(UserError, match="trained on other data"):  # a smaller re-prepared set
         resume_state(folder, ArrayDataset.random(12, 1, (8, 8), seed=0))
+
+
+def test_the_same_recipe_prepared_on_another_machine_resumes(run):
+    folder, data = run
+    # Another CPU's floating point rounds some values to the neighbouring float16: the bytes and the hash differ.
+    pictures = data.images(8, 8).astype(np.float16)
+    flat = pictures.reshape(-1)
+    flat[::3] = np.nextafter(flat[::3], np.float16(2.0))
+    reprepared = ArrayDataset(pictures.astype(np.float32), metadata=data.metadata)
+    assert dataset_fingerprint(reprepared) != dataset_fingerprint(data)
+    assert resume_state(folder, reprepared).images_shown > 0
+    # A value moved by more than a float16 step is other data, even with the same metadata.
+    moved = data.images(8, 8).copy()
+    moved[0, 0, :2, :2] += 0.05
+    with pytest.raises(UserError, match="trained on other data of this shape"):
+        resume_state(folder, ArrayDataset(moved, metadata=data.metadata))
 
 
 def test_a_stray_file_among_the_checkpoints_is_ignored(run):
