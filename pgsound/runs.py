@@ -104,7 +104,6 @@ class DataSpec:
                 f"and differs: resume on the data the run was trained on, or pass --allow-other-data to "
                 f"continue on this one on purpose")
 
-
     def is_reprepared(self, other: DataSpec) -> bool:
         """Whether ``other`` is this data prepared again from the same recipe, on a machine whose floating point
         rounds a few values differently: the same metadata and count, and thumbnails within a float16 step.
