@@ -149,3 +149,18 @@ def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path, monkeypatch
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert cli.main(["dataset", "info", str(data)]) == 141
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_every_command_that_writes_somewhere_takes_o_for_out():
+    """``-o`` works wherever ``--out`` does (``pgsound prepare ... -o x.h5`` teaches it), so no command refuses it."""
+    def parsers(parser: argparse.ArgumentParser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield name, sub
+                    yield from ((f"{name} {inner}", p) for inner, p in parsers(sub))
+
+    with_out = {name: action.option_strings for name, sub in parsers(cli.build_parser())
+                for action in sub._actions if "--out" in action.option_strings}
+    assert {"train", "generate", "prepare audio", "spectrogram"} <= set(with_out)
+    assert {name: options for name, options in with_out.items() if "-o" not in options} == {}

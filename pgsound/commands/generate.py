@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_run_options(parser, "a run shipped with the package instead of RUN (pgsound info lists them)")
     parser.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
-    parser.add_argument("--out", help="output folder (default RUN/generated-seedS)")
+    parser.add_argument("-o", "--out", help="output folder (default RUN/generated-seedS)")
     parser.add_argument("--steps", type=int, default=8, help="points on the latent interpolation (default 8)")
     parser.add_argument("--label", type=int, help="class label for conditional runs (default: cycle through)")
     parser.add_argument("--raw", action="store_true", help="use the raw generator G instead of the EMA Gs")

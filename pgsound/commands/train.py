@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--preset", help="preset name (paper, piano512, shapes-cpu, piano-cpu, smoke)")
     parser.add_argument("--data", help="prepared dataset (.h5) from 'pgsound prepare'")
-    parser.add_argument("--out", default=os.environ.get("PGSOUND_RUNS", "runs"), help="folder for run folders")
+    parser.add_argument("-o", "--out", default=os.environ.get("PGSOUND_RUNS", "runs"), help="folder for run folders")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set g.fmap_max=256 (repeatable)")
     parser.add_argument("--resume", metavar="RUN", help="run folder or checkpoint file to continue")
