@@ -7,6 +7,7 @@ place, so a crash mid-write never leaves a file that looks complete.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,18 @@ TRAINING_KEYS = ("G", "D", "Gs", "opt_g", "opt_d", "images_shown", "tick", "last
 GENERATOR_KEYS = ("Gs", "config", "data", "images_shown")  # what sampling needs (a shipped run has only these)
 
 
+def _refused(path: Path, error: pickle.UnpicklingError) -> str:
+    """One line for a file that ``weights_only=True`` refused, without torch's advice to load it unsafely."""
+    reason = str(error).partition("WeightsUnpickler error:")[2].strip().splitlines()
+    reason = reason[0] if reason else str(error).splitlines()[0]
+    if "Unsupported global" in reason:  # a pickle of Python objects: a module, another port's checkpoint
+        global_name = reason.partition("GLOBAL ")[2].split(" ")[0] or "?"
+        return (f"{path} holds a Python object ({global_name}) that a pgsound checkpoint never holds: it was not "
+                "written by pgsound, and pgsound loads checkpoints with weights_only=True, which runs no code from "
+                "a file")
+    return f"{path} is not a readable pgsound checkpoint (truncated, corrupt or not a torch file): {reason}"
+
+
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu", needs: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -49,6 +62,8 @@ def load_checkpoint(
         raise MissingFileError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(_refused(path, error)) from None
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise CheckpointError(
             f"{path} is not a readable pgsound checkpoint (truncated or corrupt?): {type(error).__name__}: {error}"

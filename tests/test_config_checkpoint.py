@@ -96,8 +96,14 @@ def test_truncated_foreign_and_missing_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match=r"foreign\.pt is not a pgsound checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
     torch.save(nn.Linear(2, 2), tmp_path / "module.pt")  # a pickled module: refused by weights_only
-    with pytest.raises(CheckpointError, match="module.pt"):
+    with pytest.raises(CheckpointError, match=r"module\.pt holds a Python object \(torch\.nn\.modules\.linear"
+                                              r"\.Linear\) that a pgsound checkpoint never holds") as refused:
         load_checkpoint(tmp_path / "module.pt")
+    (tmp_path / "notes.pt").write_text("not a checkpoint\n")  # a text file passed by mistake
+    with pytest.raises(CheckpointError, match=r"notes\.pt is not a readable pgsound checkpoint") as text:
+        load_checkpoint(tmp_path / "notes.pt")
+    for error in (refused, text):  # one line, and none of torch's advice to load the file unsafely
+        assert "\n" not in str(error.value) and "False" not in str(error.value)
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "nothing.pt")
 
