@@ -8,6 +8,7 @@ whole folder, skips such files and lists them in its report, so that a long prep
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,7 +190,10 @@ def write_wav(
     peak = float(np.abs(clip).max()) if clip.size else 0.0
     if peak > limit:
         clip = clip * (limit / peak)
+    # Encoded in memory and written by Python: libsndfile reports a full disk as "System error.", no OSError.
+    encoded = io.BytesIO()
+    sf.write(encoded, clip, int(sample_rate), subtype="PCM_16", format="WAV")
     path = Path(path)
-    with atomic_write(path, suffix=".tmp.wav") as temp:
-        sf.write(temp, clip, int(sample_rate), subtype="PCM_16", format="WAV")
+    with atomic_write(path) as temp:
+        temp.write_bytes(encoded.getvalue())
     return path

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from pgsound.errors import UserError
+from pgsound.files import atomic_write
 from pgsound.schedule import ScheduleConfig, check_range
 
 
@@ -325,7 +326,9 @@ def resolve_config(preset: str | None = None, overrides: list[str] | tuple[str, 
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write the config as YAML (atomically: a run folder never holds half a config)."""
+    with atomic_write(path) as temp:
+        temp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def load_config(path: str | Path) -> TrainConfig:

@@ -13,12 +13,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from pgsound.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is synced and renamed onto ``path``.
 
-    On any error (or Ctrl-C) inside the block the temporary file is removed and ``path`` is left as it was.
+    On any error (or Ctrl-C) inside the block the temporary file is removed and ``path`` is left as it was; an
+    ``OSError`` that names no file, or the temporary one (a full disk), is raised again naming ``path``.
     ``suffix`` ends the temporary name, for writers that choose a format by the file's extension.
     """
     path = Path(path)
@@ -32,7 +35,52 @@ def atomic_write(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path
         with open(temp, "rb+") as written:
             os.fsync(written.fileno())
         os.replace(temp, path)
+    except OSError as error:
+        Path(temp).unlink(missing_ok=True)
+        if error.filename not in (None, str(temp)):
+            raise
+        # A full disk surfaces in a write or a close, where Python names no file, or names the temporary one:
+        # the error names the file the caller asked for, so that the command line can say which one failed.
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
 
+
+
+def append_whole(path: str | os.PathLike, text: str) -> None:
+    """Append ``text`` to ``path`` in full or not at all: a full disk leaves no half line in a log.
+
+    An error cuts the file back to its size before the call and is raised naming ``path``.
+    """
+    data = memoryview(text.encode())
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        start = os.fstat(descriptor).st_size
+        try:
+            while data:  # a write can be cut short (the disk filled mid-way); the next one raises
+                data = data[os.write(descriptor, data):]
+        except OSError as error:
+            os.ftruncate(descriptor, start)
+            raise OSError(error.errno, error.strerror, str(path)) from None
+    finally:
+        os.close(descriptor)
+
+
+def check_writable(path: str | os.PathLike, option: str) -> Path:
+    """Check, before the work that ends in writing ``path``, that it can be written; ``option`` names it.
+
+    Its nearest existing folder must be a writable folder, and ``path`` itself must not be a folder. Raises
+    :class:`~pgsound.errors.UserError` naming the option and the path; creates nothing.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a folder; expected a file name")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: the folder {folder} is not writable")
+    return path

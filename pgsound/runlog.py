@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pgsound.files import atomic_write
+from pgsound.files import append_whole, atomic_write
 
 
 class RunLog:
@@ -46,11 +46,9 @@ class RunLog:
     def tick(self, record: dict[str, Any]) -> str:
         """Write one tick's record; returns the human-readable tick line (also appended to log.txt)."""
         record = {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in record.items()}
-        with self.jsonl_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_whole(self.jsonl_path, json.dumps(record) + "\n")
         line = format_tick(record)
-        with self.text_path.open("a") as f:
-            f.write(line + "\n")
+        append_whole(self.text_path, line + "\n")
         if self._writer is not None:
             step = int(round(record["kimg"] * 1000))
             for key, value in record.items():

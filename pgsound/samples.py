@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from pgsound.audio_io import write_wav
+from pgsound.files import atomic_write
 from pgsound.representations import channels_of, decode
 from pgsound.spectrogram import SpectrogramConfig
 
@@ -64,11 +65,12 @@ def grid_image(
 
 
 def save_png(picture: np.ndarray, path: str | Path) -> Path:
+    """Write an 8-bit picture as PNG, atomically (``pgsound.files.atomic_write``)."""
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(picture).save(path)
+    with atomic_write(path) as temp:
+        Image.fromarray(picture).save(temp, format="PNG")
     return path
 
 

@@ -34,6 +34,7 @@ from pgsound.device import default_device, describe_machine
 from pgsound.distributed import ProcessGroup, average_gradients, average_tensor, split_batch
 from pgsound.ema import ema_beta_at, make_ema, update_ema
 from pgsound.evaluate import evaluate_generator
+from pgsound.files import append_whole
 from pgsound.generate import sample
 from pgsound.loss import discriminator_loss, generator_loss
 from pgsound.networks import Alpha
@@ -439,14 +440,22 @@ def end_of_tick(
                                        config.metrics, seed=config.seed, conditional=config.conditional,
                                        held_out=False)
         record.update(values)
-    line = run.log.tick(record)
-    if echo:
-        print(line, flush=True)
-    if final or state.tick % config.samples_every_ticks == 0:
-        write_fakes(state, run)
     milestone_images = round(config.milestone_every_kimg * 1000)
     crossed = milestone_images > 0 and (
         state.images_shown // milestone_images > (state.images_shown - images) // milestone_images)
+    try:
+        line = run.log.tick(record)
+        if echo:
+            print(line, flush=True)
+        if final or state.tick % config.samples_every_ticks == 0:
+            write_fakes(state, run)
+    except OSError as error:
+        # A full disk while logging or writing samples: the tick's training is kept if a checkpoint still fits
+        # (save_state's own error names the last good one if not). Exact on resume: samples use their own seed.
+        kept = run.last_checkpoint = save_state(state, run.path, milestone=crossed)
+        raise OSError(error.errno, f"{error.strerror or error}; training stopped, the checkpoint {kept} holds "
+                                   f"this tick (resume with: pgsound train --resume {run.path})",
+                      error.filename) from None
     if final or crossed or state.tick % config.checkpoint_every_ticks == 0:
         report.checkpoint = run.last_checkpoint = save_state(state, run.path, milestone=crossed)
     return report
@@ -486,8 +495,7 @@ def open_run_folder(state: TrainState, path: Path) -> RunFolder:
     # One line per stretch of training: a run resumed elsewhere keeps the machine of each part (its manifest
     # names them when it is shipped).
     stretch = {"started": time.time(), "kimg": state.images_shown / 1000, "machine": describe_machine(state.device)}
-    with open(path / STRETCHES, "a") as f:
-        f.write(json.dumps(stretch) + "\n")
+    append_whole(path / STRETCHES, json.dumps(stretch) + "\n")
     if state.images_shown == 0:
         reals = state.loader.peek(state.max_level, rows * cols)
         write_sample_set(reals, path / "samples", "reals", state.data.metadata, grid=config.sample_grid)

@@ -33,9 +33,12 @@ def run(args: argparse.Namespace) -> int:
     from pgsound import pretrained
     from pgsound.cli import CommandError
     from pgsound.evaluate import evaluate_run
+    from pgsound.files import atomic_write, check_writable
 
     if args.n < 2:
         raise UserError(f"--n must be at least 2, got {args.n}")
+    if args.json_path:
+        check_writable(args.json_path, "--json")
     run, data = pretrained_or_run(args), args.data
     if args.pretrained and data is None:
         data = Path(f"{args.pretrained}-data.h5")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(".") if args.pretrained else Path(result["run_dir"])  # not inside the installed package
     default = folder / f"metrics-{args.pretrained + '-' if args.pretrained else ''}{int(result['kimg']):06d}kimg.json"
     path = Path(args.json_path) if args.json_path else default
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, default=str))
+    with atomic_write(path) as temp:
+        temp.write_text(json.dumps(result, indent=2, default=str))
     print(f"written {path}")
     return 0

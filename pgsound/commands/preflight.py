@@ -38,17 +38,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
     import json
-    from pathlib import Path
 
     import torch
 
     from pgsound.cli import CommandError
     from pgsound.config import resolve_config
     from pgsound.datasets import ArrayDataset, open_dataset
+    from pgsound.files import atomic_write, check_writable
     from pgsound.preflight import preflight
 
     if args.nproc < 1:
         raise CommandError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.json_path:
+        check_writable(args.json_path, "--json")
     config = resolve_config(args.preset, args.overrides)
     if args.data:
         dataset = open_dataset(args.data)
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
                    "memory": report.memory_kind, "rows": [dataclasses.asdict(r) for r in report.rows],
                    "total_hours": report.total_hours, "resume_exact": report.resume_exact,
                    "wall_seconds": report.wall_seconds}
-        Path(args.json_path).write_text(json.dumps(payload, indent=2))
+        with atomic_write(args.json_path) as temp:
+            temp.write_text(json.dumps(payload, indent=2))
     if report.resume_exact is False:
         raise CommandError("the run resumed from a checkpoint differs from the uninterrupted run")
     return 0
