@@ -149,12 +149,12 @@ def render_notes(notes: list[Note], seconds: float, sample_rate: int = 16000, se
                 continue
             sound = render_note(note, sample_rate, rng, (total - start) / sample_rate)
             clip[start : start + sound.size] += 0.35 * sound[: total - start]
-    clip = clip + ROOM_LEVEL * fftconvolve(clip, _room_response(sample_rate, rng))[:total].astype(np.float32)
+    clip = clip + ROOM_LEVEL * fftconvolve(clip, room_response(sample_rate, rng))[:total].astype(np.float32)
     peak = float(np.abs(clip).max())
     return clip * (0.9 / peak) if peak > 0.9 else clip
 
 
-def _room_response(sample_rate: int, rng: np.random.Generator, seconds: float = ROOM_SECONDS) -> np.ndarray:
+def room_response(sample_rate: int, rng: np.random.Generator, seconds: float = ROOM_SECONDS) -> np.ndarray:
     """A small room: exponentially decaying, darkening noise, unit energy, 60 dB down after ``seconds``."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     tail = rng.standard_normal(t.size) * np.exp(-6.9 * t / seconds)

@@ -68,6 +68,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _spectrogram_options(piano)
     piano.set_defaults(func=run_synthetic_piano)
 
+    sampled = kinds.add_parser(
+        "sampled-piano", help="public-domain piano music on a sampled piano, as spectrograms (no download)",
+        description="Play excerpts of the scores in music21's corpus (chorales, keyboard pieces, quartets as piano "
+                    "reductions) with pedal and phrasing on a SoundFont's grand piano in a hall, and cut the "
+                    "performances into pictures as 'prepare audio' cuts recordings. Pictures carry no labels.")
+    sampled.add_argument("--minutes", type=float, default=10.0, help="minutes of music to play (default 10)")
+    sampled.add_argument("--seed", type=int, default=0)
+    sampled.add_argument("--soundfont", metavar="SF2",
+                         help="a SoundFont 2 file with a piano at program 0 (default: TimGM6mb.sf2 from pretty_midi)")
+    _spectrogram_options(sampled)
+    sampled.set_defaults(func=run_sampled_piano)
+
     shapes = kinds.add_parser("synthetic-shapes", help="coloured shapes on gradients (the image chapters' data)")
     shapes.add_argument("--count", type=int, default=4096, help="number of images (default 4096)")
     shapes.add_argument("--resolution", type=int, default=32, help="a power of two (default 32)")
@@ -145,6 +157,15 @@ def run_synthetic_piano(args: argparse.Namespace) -> int:
 
     print(prepare_synthetic_piano(args.out, spectrogram_config(args), minutes=args.minutes, seed=args.seed,
                                   dtype=args.dtype, representation=args.representation, labels=args.labels))
+    return 0
+
+
+def run_sampled_piano(args: argparse.Namespace) -> int:
+    from pgsound.datasets.prepare import prepare_sampled_piano
+
+    print(prepare_sampled_piano(args.out, spectrogram_config(args), minutes=args.minutes, seed=args.seed,
+                                dtype=args.dtype, progress=True, representation=args.representation,
+                                soundfont=args.soundfont))
     return 0
 
 

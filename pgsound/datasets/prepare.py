@@ -122,6 +122,61 @@ def prepare_synthetic_piano(
     return PreparedDataset(path)
 
 
+def prepare_sampled_piano(
+    path: str | Path,
+    config: Any = None,
+    minutes: float = 10.0,
+    seed: int = 0,
+    dtype: str = "float16",
+    progress: bool = False,
+    representation: str = "magnitude",
+    soundfont: str | Path | None = None,
+    excerpt_seconds: float = 60.0,
+) -> PreparedDataset:
+    """Public-domain piano music on the sampled piano as a spectrogram dataset (book: chapter 9).
+
+    :func:`pgsound.piano_music.performances` plays excerpts of at most ``excerpt_seconds`` from the scores in
+    music21's corpus (chorales, keyboard pieces, quartets as piano reductions) with pedal, phrasing and a hall;
+    each is rendered by :func:`pgsound.sampled_piano.render_notes` (``soundfont``: the default one in the
+    ``pretty_midi`` wheel) and cut into pictures as ``prepare audio`` cuts a recording. ``minutes`` of pictures
+    in all; each picture's provenance names its work, how it was played and where in the excerpt it starts.
+    Seeded: the same arguments give the same file. Pictures carry no labels (music has no single pitch).
+    """
+    from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
+
+    from pgsound.piano_music import ROOM_SECONDS, performances, render_performance
+    from pgsound.sampled_piano import load_soundfont
+
+    config = config or SpectrogramConfig()
+    if not np.isfinite(minutes) or minutes <= 0:
+        raise UserError(f"minutes must be positive, got {minutes}")
+    soundfont_path, _ = load_soundfont(soundfont)  # a missing or broken SoundFont fails before any work
+    count = max(1, int(round(minutes * 60 / config.segment_seconds)))
+    metadata = {
+        "source": "sampled-piano", "seed": seed, "soundfont": soundfont_path.name,
+        "performance": f"music21 corpus excerpts of at most {excerpt_seconds:g} s, pedalled, phrased, "
+                       f"in a hall of {ROOM_SECONDS:g} s (RT60)",
+        **spectrogram_metadata(config, representation),
+    }
+    step = piece_seconds(config)
+    writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, metadata, with_provenance=True)
+    with writer, tqdm(total=count, unit="picture", disable=not progress, desc="sampled piano") as bar:
+        written = 0
+        for i, performance in enumerate(performances(seed, excerpt_seconds)):
+            audio = render_performance(performance, config.sample_rate, soundfont_path, seed=seed * 1_000_003 + i)
+            pieces = split_audio(audio, config)[: count - written]
+            provenance = np.zeros(len(pieces), dtype=PROVENANCE_DTYPE)
+            provenance["recording"] = len(writer.recordings)
+            provenance["start_seconds"] = np.arange(len(pieces)) * step
+            writer.recordings.append(performance.entry())
+            writer.add(encode(pieces, config, representation).astype(dtype), None, provenance)
+            written += len(pieces)
+            bar.update(len(pieces))
+            if written >= count:
+                break
+    return PreparedDataset(path)
+
+
 def prepare_images(path: str | Path, folder: str | Path, progress: bool = False) -> PreparedDataset:
     """A folder of PNG/JPEG images of one power-of-two size into a prepared dataset (uint8, every level).
 
