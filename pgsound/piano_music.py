@@ -225,11 +225,13 @@ def performances(seed: int = 0, max_seconds: float = 60.0) -> Iterator[Performan
     Excerpt ``i`` depends only on ``seed`` and ``i``: its work comes from :func:`programme`, its performance
     from a generator seeded with ``(seed, i)``. A work that music21 cannot read is passed over.
     """
+    from music21.exceptions21 import Music21Exception
+
     for i, name in enumerate(programme(seed)):
         rng = np.random.default_rng([seed, i])
         try:
             score = read_score(name)
-        except Exception:  # noqa: BLE001 - a score music21 cannot parse is skipped, the programme goes on
+        except (Music21Exception, ValueError):  # a score this music21 cannot read: the programme goes on
             continue
         yield perform(score, rng, max_seconds, transpose=int(rng.integers(-2, 3)))
 
