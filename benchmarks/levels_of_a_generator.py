@@ -39,7 +39,7 @@ def main() -> None:
     print(f"# {args.run} on {args.data}, n = {args.n}, {platform.machine()}, torch {torch.__version__}")
     print("| level | MS-SSIM fakes | reals | consistency fakes (dB) | reals | pixel spread fakes | reals |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    top = generator.num_levels - 1
+    top = record.phase.level  # the level the run had reached: the levels above it are untrained
     for level in range(max(0, top - 3), top + 1):
         h, w = (s * 2**level for s in generator.base_shape)
         with torch.no_grad():
