@@ -87,3 +87,24 @@ def test_prepare_sampled_piano_is_seeded_and_says_where_each_picture_came_from(t
     other = prepare_sampled_piano(tmp_path / "c.h5", config, minutes=1.0, seed=3, excerpt_seconds=20)
     assert not np.array_equal(open_dataset(tmp_path / "c.h5").levels[(32, 32)][:5], pictures[:5])
     assert other.count == expected
+
+
+@pytest.mark.parametrize("kind", ["sampled-piano", "synthetic-piano", "synthetic-shapes"])
+def test_a_negative_seed_is_one_line_before_any_work(kind, tmp_path, capsys):
+    from pgsound.cli import main
+
+    size = ["--resolution", "8"] if kind == "synthetic-shapes" else ["--size", "32x32"]
+    assert main(["prepare", kind, "--seed", "-1", *size, "-o", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["pgsound prepare: error: seed must be a non-negative integer, got -1"]
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["sampled-piano", "synthetic-piano"])
+@pytest.mark.parametrize("minutes", ["nan", "inf", "0"])
+def test_minutes_that_are_not_a_positive_finite_number_are_one_line(kind, minutes, tmp_path, capsys):
+    from pgsound.cli import main
+
+    assert main(["prepare", kind, "--minutes", minutes, "--size", "32x32", "-o", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"pgsound prepare: error: minutes must be a positive, finite number, got {float(minutes)}"]

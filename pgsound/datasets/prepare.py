@@ -50,12 +50,19 @@ class PreparationReport:
         return "\n".join(lines)
 
 
+def check_seed(seed: int) -> None:
+    """The generators' seeds index NumPy's seed sequences, which take non-negative integers only."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
+
+
 def prepare_synthetic_shapes(
     path: str | Path, count: int = 4096, resolution: int = 32, seed: int = 0, chunk: int = 512
 ) -> PreparedDataset:
     """Write ``count`` synthetic shape images at ``resolution`` (every level down to 1x1) with shape labels."""
     if count < 1:
         raise UserError(f"count must be at least 1, got {count}")
+    check_seed(seed)
     if resolution < 4 or resolution & (resolution - 1):  # before the writer makes levels down to 1x1
         raise UserError(f"resolution must be a power of two >= 4, got {resolution}")
     metadata = {
@@ -93,8 +100,9 @@ def prepare_synthetic_piano(
 
 
     config = config or SpectrogramConfig()
-    if minutes <= 0:
-        raise UserError(f"minutes must be positive, got {minutes}")
+    if not np.isfinite(minutes) or minutes <= 0:
+        raise UserError(f"minutes must be a positive, finite number, got {minutes}")
+    check_seed(seed)
     if labels not in ("key", "octave"):
         raise UserError(f"labels must be 'key' or 'octave', got {labels!r}")
     count = max(1, int(round(minutes * 60 / config.segment_seconds)))
@@ -151,7 +159,8 @@ def prepare_sampled_piano(
 
     config = config or SpectrogramConfig()
     if not np.isfinite(minutes) or minutes <= 0:
-        raise UserError(f"minutes must be positive, got {minutes}")
+        raise UserError(f"minutes must be a positive, finite number, got {minutes}")
+    check_seed(seed)
     renderer()  # a machine without the synthesizer, or a missing or broken SoundFont, fails before any work
     soundfont_path, _ = load_soundfont(soundfont)
     count = max(1, int(round(minutes * 60 / config.segment_seconds)))
