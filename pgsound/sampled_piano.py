@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from pgsound.errors import MissingFileError, UserError
-from pgsound.synth_piano import HIGHEST, LOWEST, ROOM_LEVEL, ROOM_SECONDS, Note, room_response
+from pgsound.synth_piano import HIGHEST, LOWEST, ROOM_LEVEL, ROOM_SECONDS, Note, in_room
 
 RENDER_RATE = 48000  # midirenderer's output rate
 TICKS_PER_SECOND = 16000  # MIDI ticks at one beat per second: a tick is one sample at 16 kHz
@@ -181,17 +181,10 @@ def render_notes(
     signature is :func:`pgsound.synth_piano.render_notes`'s, so the two pianos swap; ``seed`` draws the room's
     reverberation (the SoundFont itself plays the same samples every time). (book: chapter 1)
     """
-    from scipy.signal import fftconvolve
-
     if not np.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
     total = int(round(seconds * sample_rate))
     clip = GAIN * render_midi(midi_file(notes, seconds, pedal), soundfont, sample_rate)
     clip = np.pad(clip[:total], (0, max(0, total - clip.size)))
-    if room_level > 0 and room_seconds > 0:
-        rng = np.random.default_rng(seed)
-        room = room_response(sample_rate, rng, room_seconds)
-        clip = clip + room_level * fftconvolve(clip, room)[:total].astype(np.float32)
-    peak = float(np.abs(clip).max())
-    clip = clip * (0.9 / peak) if peak > 0.9 else clip
+    clip = in_room(clip, sample_rate, np.random.default_rng(seed), room_seconds, room_level)
     return clip.astype(np.float32, copy=False)

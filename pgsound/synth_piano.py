@@ -149,7 +149,18 @@ def render_notes(notes: list[Note], seconds: float, sample_rate: int = 16000, se
                 continue
             sound = render_note(note, sample_rate, rng, (total - start) / sample_rate)
             clip[start : start + sound.size] += 0.35 * sound[: total - start]
-    clip = clip + ROOM_LEVEL * fftconvolve(clip, room_response(sample_rate, rng))[:total].astype(np.float32)
+    return in_room(clip, sample_rate, rng)
+
+
+def in_room(
+    clip: np.ndarray, sample_rate: int, rng: np.random.Generator, seconds: float = ROOM_SECONDS,
+    level: float = ROOM_LEVEL,
+) -> np.ndarray:
+    """``clip`` plus its reverberation in a room (``level`` of the direct sound's amplitude, 60 dB down after
+    ``seconds``; none at level 0), scaled down only where it would peak above 0.9 (book: chapter 1)."""
+    if level > 0 and seconds > 0:
+        clip = clip + level * fftconvolve(clip, room_response(sample_rate, rng, seconds))[: clip.size].astype(
+            np.float32)
     peak = float(np.abs(clip).max())
     return clip * (0.9 / peak) if peak > 0.9 else clip
 

@@ -178,11 +178,7 @@ def prepare_sampled_piano(
         for i, performance in enumerate(performances(seed, excerpt_seconds)):
             audio = render_performance(performance, config.sample_rate, soundfont_path, seed=seed * 1_000_003 + i)
             pieces = split_audio(audio, config)[: count - written]
-            provenance = np.zeros(len(pieces), dtype=PROVENANCE_DTYPE)
-            provenance["recording"] = len(writer.recordings)
-            provenance["start_seconds"] = np.arange(len(pieces)) * step
-            writer.recordings.append(performance.entry())
-            writer.add(encode(pieces, config, representation).astype(dtype), None, provenance)
+            add_recording(writer, performance.entry(), encode(pieces, config, representation).astype(dtype), step)
             written += len(pieces)
             bar.update(len(pieces))
             if written >= count:
@@ -241,6 +237,17 @@ def piece_seconds(config: SpectrogramConfig) -> float:
     return step / config.sample_rate
 
 
+def add_recording(
+    writer: DatasetWriter, entry: dict[str, Any], frames: np.ndarray, step: float, labels: np.ndarray | None = None
+) -> None:
+    """Write one recording's pictures, consecutive and ``step`` seconds apart, with their provenance."""
+    provenance = np.zeros(len(frames), dtype=PROVENANCE_DTYPE)
+    provenance["recording"] = len(writer.recordings)
+    provenance["start_seconds"] = np.arange(len(frames)) * step
+    writer.recordings.append(entry)
+    writer.add(frames, labels, provenance)
+
+
 def write_recordings(
     writer: DatasetWriter,
     recordings: list[Recording],
@@ -290,12 +297,8 @@ def write_recordings(
                     report.skipped.append((name, reason))
                     continue
                 n = len(frames)
-                provenance = np.zeros(n, dtype=PROVENANCE_DTYPE)
-                provenance["recording"] = len(writer.recordings)
-                provenance["start_seconds"] = np.arange(n) * step
-                writer.recordings.append(recording.entry or {"file": name})
                 labels = None if recording.label is None else np.full(n, recording.label, dtype=np.int64)
-                writer.add(frames, labels, provenance)
+                add_recording(writer, recording.entry or {"file": name}, frames, step, labels)
                 report.files_used += 1
                 report.images += n
         finally:
