@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pgsound.datasets import LevelLoader, fade_reals, open_dataset
@@ -28,13 +29,16 @@ def evaluate_generator(
     seed: int = 0,
     conditional: bool = False,
     held_out: bool = True,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float], int]:
     """Metrics of ``generator``'s samples against ``n`` reals at ``level``, faded by ``alpha`` as D sees them.
 
     The fakes get the labels of the compared reals, so each class appears as often as in the data. With
     ``held_out``, another ``n`` reals give SWD's floor (``swd_avg_real``) at the same count (SWD's bias shrinks
     with the count, so a floor measured at another count would mislead); a dataset smaller than ``2 * n`` is
-    split in halves. Returns the metrics and the count used per side. The loader's sampler is not touched.
+    split in halves. ``options``: keyword arguments per metric (see :func:`pgsound.metrics.evaluate_metrics`);
+    for a conditional run on key-labelled data, the ``notes`` metrics get the pitches the fakes were asked for.
+    Returns the metrics and the count used per side. The loader's sampler is not touched.
     """
     pool_size = 2 * n if held_out else n
     pool = fade_reals(loader.peek(level, pool_size, seed=seed), alpha).cpu()
@@ -45,8 +49,12 @@ def evaluate_generator(
     labels = pool_labels[:per_side] if pool_labels is not None else None
     latents = torch.randn(per_side, generator.latent_size, generator=torch.Generator().manual_seed(seed))
     fakes = sample(generator, latents, level, alpha, labels)
-    values = evaluate_metrics(reals, fakes, metrics=metrics, seed=seed, metadata=loader.dataset.metadata,
-                              held_out_reals=held)
+    metadata = loader.dataset.metadata
+    options = {name: dict(kwargs) for name, kwargs in (options or {}).items()}
+    if labels is not None and metadata.get("label_pitches"):
+        options.setdefault("notes", {})["pitches"] = np.asarray(metadata["label_pitches"])[labels.cpu().numpy()]
+    values = evaluate_metrics(reals, fakes, metrics=metrics, seed=seed, metadata=metadata,
+                              held_out_reals=held, options=options)
     return values, per_side
 
 
@@ -57,6 +65,7 @@ def evaluate_run(
     metrics: list[str] | None = None,
     seed: int = 0,
     device: str | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Metrics of the run's Gs: ``n`` generated against ``n`` real images at the generator's level and alpha.
 
@@ -72,7 +81,7 @@ def evaluate_run(
     phase = record.phase
     loader = LevelLoader(dataset, next(G.parameters()).device, base_shape=tuple(record.config.base_shape))
     values, per_side = evaluate_generator(G, loader, phase.level, phase.alpha, n, metrics, seed,
-                                          conditional=record.config.conditional)
+                                          conditional=record.config.conditional, options=options)
     checkpoint = record.checkpoint
     return {
         "checkpoint": str(checkpoint),

@@ -76,7 +76,7 @@ def export(checkpoint: str | Path, name: str, record: dict[str, Any], data: str 
     folder = Path(folder)
     target = save_checkpoint(slim, folder / f"{name}.pt")
     _, run = load_generator(target, device="cpu")
-    measured = evaluate_run(target, data=data, n=n, seed=seed, device="cpu")
+    measured = evaluate_run(target, data=data, n=n, seed=seed, device="cpu", metrics=metric_names(data, n))
     record = {"name": name, **record, "kimg": run.images_shown / 1000, "level": run.phase.level,
               "resolution": run.phase.resolution, "alpha": run.phase.alpha,
               "command_lines": [shlex.join(["pgsound", *c]) for c in record["commands"]],
@@ -88,6 +88,30 @@ def export(checkpoint: str | Path, name: str, record: dict[str, Any], data: str 
     with atomic_write(folder / f"{name}.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
     return target
+
+
+def metric_names(data: str | Path, n: int) -> builtins.list[str]:
+    """The metrics a shipped run's manifest records: every default one for its data at ``n`` images a side (or
+    half the data, as :func:`pgsound.evaluate.evaluate_run` compares), and the note classifier's on sound."""
+    from pgsound.datasets import open_dataset
+    from pgsound.metrics import default_metrics, notes_apply
+
+    dataset = open_dataset(data)
+    names = default_metrics(min(n, dataset.count // 2), dataset.metadata)
+    return names + ["notes"] if notes_apply(dataset.metadata) else names
+
+
+def remeasure(name: str, data: str | Path, folder: Path = FOLDER) -> dict[str, Any]:
+    """Measure a shipped run again against ``data`` (regenerated from its manifest) at the manifest's ``n`` and
+    seed, with today's :func:`metric_names`, and rewrite the manifest's ``evaluation``; returns the metrics."""
+    record = manifest(name, folder)
+    n, seed = record["evaluation"]["n"], record["evaluation"]["seed"]
+    measured = evaluate_run(path(name, folder), data=data, n=n, seed=seed, device="cpu",
+                            metrics=metric_names(data, n))
+    record["evaluation"] = {"n": measured["n"], "seed": seed, "metrics": measured["metrics"]}
+    with atomic_write(Path(folder) / f"{name}.json") as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
+    return measured["metrics"]
 
 
 def regenerate_data(name: str, out: str | Path, folder: Path = FOLDER) -> Path:

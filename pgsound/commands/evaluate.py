@@ -11,7 +11,7 @@ from pgsound.errors import UserError
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
-        help="measure a run's generator against real data (SWD, MS-SSIM, NDB, audio consistency)",
+        help="measure a run's generator against real data (SWD, MS-SSIM, NDB, audio consistency, notes)",
         description="Generate --n images from the run's EMA generator, compare them with --n real images at the "
         "same level, print a table and write RUN/metrics-<kimg>kimg.json (or --json).",
     )
@@ -19,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "manifest's recipe unless --data is given")
     parser.add_argument("--data", help="prepared dataset (default: the one the run was trained on)")
     parser.add_argument("--n", type=int, default=4096, help="images per side (default 4096; the paper used 16384)")
-    parser.add_argument("--metrics", nargs="+", help="which metrics (default: all that apply to the data)")
+    parser.add_argument("--metrics", nargs="+", help="which metrics: swd, ms_ssim, ndb, audio, notes (default: all "
+                        "that apply to the data except notes, which decodes every picture to sound)")
+    parser.add_argument("--ndb-bins", type=int, help="NDB's number of bins (default: one per 10 reals, at most "
+                        "100; GANSynth used 50)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_path", help="where to write the JSON result")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when present)")
@@ -37,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 2:
         raise UserError(f"--n must be at least 2, got {args.n}")
+    if args.ndb_bins is not None and args.ndb_bins < 2:
+        raise UserError(f"--ndb-bins must be at least 2, got {args.ndb_bins}")
     if args.json_path:
         check_writable(args.json_path, "--json")
     run, data = pretrained_or_run(args), args.data
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"regenerating the data of {args.pretrained} from its manifest into {data}")
             pretrained.regenerate_data(args.pretrained, data)
     result = evaluate_run(run, data=data, n=args.n, metrics=args.metrics, seed=args.seed,
-                          device=args.device)
+                          device=args.device, options={"ndb": {"num_bins": args.ndb_bins}} if args.ndb_bins else None)
     if not result["metrics"]:
         raise CommandError("no metric was computed")
     width = max(len(k) for k in result["metrics"])

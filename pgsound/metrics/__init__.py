@@ -10,7 +10,11 @@
 - ``ndb``: NDB/K of the fakes and of held-out reals (``ndb_k``, ``ndb_k_real``, ``ndb_bins``),
   :mod:`pgsound.metrics.ndb`;
 - ``audio`` (spectrogram data only): consistency through phase reconstruction of fakes and reals
-  (``sc_fake_db``, ``sc_real_db``), mean log spectrum distance, spectral centroids, :mod:`pgsound.metrics.audio`.
+  (``sc_fake_db``, ``sc_real_db``), mean log spectrum distance, spectral centroids, :mod:`pgsound.metrics.audio`;
+- ``notes`` (spectrogram data of 16 kHz clips of at least 128 ms; chosen by name, never by default, since it
+  decodes every picture to sound): the shipped note classifier's Fréchet and kernel distances and Inception
+  Score on the decoded audio (``fid_notes``, ``kid_notes``, ``is_notes``), their floors with held-out reals
+  (``fid_notes_real``, ...) and, given the pitches asked for, ``pitch_accuracy``, :mod:`pgsound.metrics.notes`.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from pgsound.metrics.ndb import NUM_BINS
 from pgsound.metrics.ndb import ndb as ndb_k  # not `ndb`: that name is the submodule
 from pgsound.metrics.swd import NHOOD_SIZE, sliced_wasserstein_distances
 
-METRICS: tuple[str, ...] = ("swd", "ms_ssim", "ndb", "audio")
+METRICS: tuple[str, ...] = ("swd", "ms_ssim", "ndb", "audio", "notes")
+NOTES_DECODE_ITERS = 32  # Griffin-Lim iterations when pictures become sound for the classifier: reals and
+# fakes go through the same decoder, and more iterations barely move the classifier's features
 NDB_SAMPLES_PER_BIN = 10  # reals per bin, at least, when the number of bins is chosen from the image count
 
 
@@ -61,6 +67,46 @@ def _audio_settings(reals: torch.Tensor, metadata: dict[str, Any] | None) -> dic
     if reals.shape[1] != 1:
         raise UserError(f"the 'audio' metrics need one-channel spectrograms, got {reals.shape[1]} channels")
     return settings
+
+
+def notes_apply(metadata: dict[str, Any] | None) -> bool:
+    """Whether the ``notes`` metrics can measure this data: spectrograms of 16 kHz clips of 128 ms or more."""
+    from pgsound.metrics.audio import as_config
+    from pgsound.metrics.notes import MIN_SAMPLES
+    from pgsound.note_classifier import SAMPLE_RATE
+
+    settings = (metadata or {}).get("spectrogram")
+    if not settings:
+        return False
+    config = as_config(settings)
+    return config.sample_rate == SAMPLE_RATE and config.segment_length >= MIN_SAMPLES
+
+
+def _notes_settings(reals: torch.Tensor, metadata: dict[str, Any] | None) -> tuple[Any, str]:
+    """The spectrogram settings and representation that the ``notes`` metrics decode with, checked."""
+    from pgsound.metrics.audio import as_config
+    from pgsound.metrics.notes import MIN_SAMPLES
+    from pgsound.note_classifier import SAMPLE_RATE
+
+    settings = (metadata or {}).get("spectrogram")
+    if not settings:
+        raise UserError("the 'notes' metrics need spectrogram data (the dataset's metadata has no "
+                        "'spectrogram' settings)")
+    config = as_config(settings)
+    if not notes_apply(metadata):
+        raise UserError(f"the 'notes' metrics need {SAMPLE_RATE} Hz clips of at least {MIN_SAMPLES} samples "
+                        f"(128 ms); this data's pictures are {config.segment_length} samples at "
+                        f"{config.sample_rate} Hz")
+    if tuple(reals.shape[-2:]) != tuple(config.shape):
+        raise UserError(f"the 'notes' metrics decode whole pictures of {config.shape[0]}x{config.shape[1]}; "
+                        f"these are {reals.shape[-2]}x{reals.shape[-1]} (a lower level)")
+    return config, (metadata or {}).get("representation", "magnitude")
+
+
+def _decoded(images: torch.Tensor, config: Any, representation: str, seed: int) -> Any:
+    from pgsound.representations import decode
+
+    return decode(images, config, representation, n_iter=NOTES_DECODE_ITERS, seed=seed)
 
 
 def _as_tensor(images: Any) -> torch.Tensor:
@@ -104,7 +150,15 @@ def evaluate_metrics(
         raise UserError(f"unknown metric(s) {unknown}; known: {list(METRICS)}")
     if "audio" in chosen:  # before any metric is computed, so that none is lost to the error
         settings = _audio_settings(reals, metadata)
+    if "notes" in chosen:
+        notes_config, representation = _notes_settings(reals, metadata)
     options = options or {}
+    bins = options.get("ndb", {}).get("num_bins")
+    if "ndb" in chosen and bins is not None:
+        fit = int(count * (1 - options["ndb"].get("held_out", 0.5)))
+        if fit < 2 * bins:
+            raise UserError(f"NDB with {bins} bins needs {2 * bins} reals to make the bins, and {count} images "
+                            f"per side leave {fit}: lower --ndb-bins or raise --n")
     device = torch.device(device) if device is not None else default_device()
     values: dict[str, float] = {}
     for name in chosen:
@@ -141,4 +195,15 @@ def evaluate_metrics(
         elif name == "audio":
 
             values.update(audio_metrics(reals, fakes, settings, seed=seed, device=device, **kwargs))
+        elif name == "notes":
+
+            from pgsound.metrics.notes import note_metrics
+
+            sounds = [_decoded(x, notes_config, representation, seed) for x in (reals, fakes)]
+            held = None
+            if held_out_reals is not None and len(held_out_reals) >= count:
+                held = _decoded(_as_tensor(held_out_reals)[:count], notes_config, representation, seed)
+            pitches = kwargs.pop("pitches", None)
+            values.update(note_metrics(*sounds, held_out=held, seed=seed, device=device,
+                                       pitches=None if pitches is None else np.asarray(pitches)[:count], **kwargs))
     return values
