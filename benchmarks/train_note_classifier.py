@@ -75,6 +75,7 @@ def main() -> None:
         "machine": f"{cpu_model()}, 1 thread, torch {torch.__version__}, {platform.system()}",
         "data_seconds": round(built, 1),
         "training_seconds": round(trained, 1),
+        "embedding_scale": float(model.embedding_scale),
         "validation": {k: round(v, 4) for k, v in figures.items()},
         "held_out_piano": held_out,
     }

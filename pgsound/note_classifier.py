@@ -18,8 +18,9 @@ It hears audio, not pictures, so that it judges a generator's sound after phase 
   row per semitone, the mean and the maximum over time (so any clip length from 1 to 5 s gives the same
   shapes), a convolution along the keyboard reaching two octaves up (where a key's second to fourth partials
   lie), a linear layer to a :data:`EMBEDDING_SIZE`-d embedding (the features that the Fréchet and kernel
-  distances compare) and one logit per key. A sigmoid turns the logits into independent probabilities: a
-  chord sounds several keys at once.
+  distances compare; scaled by a constant fixed at the end of training so that its root-mean-square over the
+  training clips is 1, the size the kernel distance's ``(x.y / d + 1)^3`` was made for) and one logit per key.
+  A sigmoid turns the logits into independent probabilities: a chord sounds several keys at once.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ class NoteClassifier(nn.Module):
         )
         self.embed = nn.Sequential(nn.Flatten(), nn.Linear(width * semitones(), embedding_size), act)
         self.keys = nn.Linear(embedding_size, KEYS)
+        self.register_buffer("embedding_scale", torch.ones(()))  # set by pgsound.note_training.train
 
-    def embeddings(self, audio: torch.Tensor) -> torch.Tensor:
-        """The penultimate features ``(n, embedding_size)``."""
+    def _features(self, audio: torch.Tensor) -> torch.Tensor:
         if audio.ndim != 2 or audio.shape[1] < MIN_SAMPLES:
             raise ValueError(f"audio must be (n, samples) with at least {MIN_SAMPLES} samples, "
                              f"got shape {tuple(audio.shape)}")
@@ -112,8 +113,17 @@ class NoteClassifier(nn.Module):
         pooled = torch.cat([x.mean(dim=3), x.amax(dim=3)], dim=1)  # (n, 4 width, semitones)
         return self.embed(self.harmonics(pooled))
 
+    def outputs(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The embedding ``(n, embedding_size)`` and the key logits ``(n, 88)``, from one pass."""
+        features = self._features(audio)
+        return features * self.embedding_scale, self.keys(features)
+
+    def embeddings(self, audio: torch.Tensor) -> torch.Tensor:
+        """The penultimate features ``(n, embedding_size)``, scaled to unit RMS over the training clips."""
+        return self._features(audio) * self.embedding_scale
+
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.keys(self.embeddings(audio))
+        return self.keys(self._features(audio))
 
 
 def manifest(path: str | Path = MANIFEST) -> dict[str, Any]:

@@ -217,7 +217,17 @@ def train(clips: Clips, epochs: int = 12, seed: int = 0, batch_size: int = 32, l
             total += loss.detach() * len(batch)
         say(f"epoch {epoch + 1}/{epochs}: loss {float(total) / len(clips):.4f} "
             f"({time.perf_counter() - started:.0f} s)")
-    return model.eval()
+    return set_embedding_scale(model.eval(), clips.audio)
+
+
+@torch.no_grad()
+def set_embedding_scale(model: NoteClassifier, audio: np.ndarray, batch_size: int = 64) -> NoteClassifier:
+    """Fix the embedding's scale so that its root-mean-square over ``audio`` (the training clips) is 1."""
+    model.embedding_scale.fill_(1.0)
+    squares = sum(float(torch.sum(model.embeddings(torch.from_numpy(audio[i : i + batch_size])) ** 2))
+                  for i in range(0, len(audio), batch_size))
+    model.embedding_scale.fill_((squares / (len(audio) * model.keys.in_features)) ** -0.5)
+    return model
 
 
 @torch.no_grad()

@@ -86,6 +86,11 @@ def test_training_is_seeded_and_learns_a_small_set():
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert note_training.scores(first, clips)["pitch_accuracy"] == 1.0
+    # The embedding is scaled to unit root-mean-square over the training clips; the logits are not scaled.
+    with torch.no_grad():
+        features, logits = first.outputs(torch.from_numpy(clips.audio))
+    assert float(features.pow(2).mean()) == pytest.approx(1.0, rel=1e-5)
+    torch.testing.assert_close(logits, first(torch.from_numpy(clips.audio)))
 
 
 # ---- the shipped classifier -------------------------------------------------------------------------------------

@@ -83,6 +83,8 @@ def test_a_shipped_run_measures_what_its_manifest_says(name, tmp_path):
     for key, expected in expected_metrics.items():
         # NDB counts bins: another CPU's rounding can move one bin across the significance line.
         one_bin = 1 / expected_metrics["ndb_bins"] + 1e-9 if key.startswith("ndb_k") else 0.05
+        if key.startswith("kid_notes"):  # an unbiased estimate near 0 for the floor: judged on the fakes' scale
+            one_bin = 0.01 * abs(expected_metrics["kid_notes"])
         assert measured[key] == pytest.approx(expected, rel=0.05, abs=one_bin), key
 
 

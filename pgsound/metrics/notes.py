@@ -54,9 +54,9 @@ def _outputs(audio: np.ndarray, classifier: NoteClassifier | None, batch_size: i
     target = next(model.parameters()).device
     features, probabilities = [], []
     for first in range(0, len(x), batch_size):
-        embedded = model.embeddings(torch.from_numpy(x[first : first + batch_size]).to(target))
+        embedded, logits = model.outputs(torch.from_numpy(x[first : first + batch_size]).to(target))
         features.append(embedded.cpu().double().numpy())
-        probabilities.append(torch.sigmoid(model.keys(embedded)).cpu().double().numpy())
+        probabilities.append(torch.sigmoid(logits).cpu().double().numpy())
     return np.concatenate(features), np.concatenate(probabilities)
 
 
