@@ -200,3 +200,22 @@ def test_pgsound_evaluate_pretrained_with_the_notes_metrics(tmp_path, capsys):
         assert np.isfinite(result[key]) and f"{result[key]:.4f}" in table
     assert main(["evaluate", "--pretrained", "piano-cpu", "--data", str(data), "--ndb-bins", "1"]) == 2
     assert "--ndb-bins must be at least 2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_run_conditioned_on_keys_reports_pitch_accuracy(tmp_path):
+    from pgsound.config import resolve_config
+    from pgsound.datasets import open_dataset
+    from pgsound.datasets.prepare import prepare_synthetic_piano
+    from pgsound.evaluate import evaluate_run
+    from pgsound.trainer import train
+
+    config = SpectrogramConfig(n_fft=256, hop_length=128, n_bins=32, n_frames=32)  # 0.26 s pictures
+    data = tmp_path / "keys.h5"
+    prepare_synthetic_piano(data, config, minutes=0.5, seed=0, labels="key")
+    assert open_dataset(data).metadata["label_pitches"] == list(range(21, 109))
+    run_config = resolve_config("smoke", ["data_shape=[1, 32, 32]", "conditional=true", "schedule.fixed_level=3",
+                                          "schedule.minibatch_default=4"])
+    train(run_config, open_dataset(data), tmp_path / "run", max_steps=2, progress=False)
+    values = evaluate_run(tmp_path / "run", data=data, n=16, metrics=["notes"], device="cpu")["metrics"]
+    assert 0.0 <= values["pitch_accuracy"] <= 1.0 and values["pitch_accuracy_real"] > values["pitch_accuracy"]
