@@ -144,7 +144,7 @@ class TrainConfig:
     checkpoint_every_ticks: int = 1
     keep_checkpoints: int = 3
     milestone_every_kimg: float = 500.0
-    metrics: list[Literal["swd", "ms_ssim", "ndb", "audio"]] = field(default_factory=list)
+    metrics: list[Literal["swd", "ms_ssim", "ndb", "audio", "notes"]] = field(default_factory=list)
     metrics_every_ticks: int = 0
     metrics_images: int = 1024
     sample_grid: tuple[int, int] = (4, 4)

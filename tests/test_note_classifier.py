@@ -139,8 +139,8 @@ def test_inception_score_counts_the_keys_played():
 
 
 def test_metric_functions_refuse_short_or_broken_audio():
-    with pytest.raises(ValueError, match="at least 2048 samples"):
-        notes.embeddings(np.zeros((2, 2000), np.float32))
+    with pytest.raises(ValueError, match="at least 1024 samples"):
+        notes.embeddings(np.zeros((2, 1000), np.float32))
     # A half-second clip is heard as the first half of a second with silence after it.
     clip = fresh_notes("additive", pitches=[60]).audio[:1]
     torch.testing.assert_close(notes.embeddings(clip[:, :8192]), notes.embeddings(
@@ -167,12 +167,17 @@ def test_evaluate_metrics_decodes_pictures_for_the_notes_metrics():
     assert values["fid_notes_real"] < values["fid_notes"]
     assert values["pitch_accuracy_real"] > values["pitch_accuracy"]
     assert {"kid_notes", "kid_notes_real", "is_notes", "is_notes_real"} <= set(values)
-    short = SpectrogramConfig.for_shape(64, 64)
-    with pytest.raises(UserError, match="at least 2048 samples"):  # 64 frames at hop 16
-        evaluate_metrics(reals[:, :, :64, :64], noise[:, :, :64, :64], ["notes"], metadata={
+    short = SpectrogramConfig.for_shape(32, 32)
+    with pytest.raises(UserError, match="at least 1024 samples"):  # 32 frames at hop 8
+        evaluate_metrics(reals[:, :, :32, :32], noise[:, :, :32, :32], ["notes"], metadata={
             "spectrogram": short.to_dict()})
     with pytest.raises(UserError, match="'spectrogram' settings"):
         evaluate_metrics(reals, noise, ["notes"], metadata={"source": "shapes"})
+    # While growing, a lower level's pictures are no whole sound: left out with a warning, as SWD at 4x4.
+    with pytest.warns(UserWarning, match="notes left out: 64x64 pictures are a lower level"):
+        low = evaluate_metrics(reals[:, :, ::2, ::2], noise[:, :, ::2, ::2], ["ms_ssim", "notes"],
+                               metadata=metadata, device="cpu")
+    assert "ms_ssim_fake" in low and "fid_notes" not in low
 
 
 def test_ndb_bins_that_cannot_be_made_are_refused_before_any_metric():

@@ -13,7 +13,7 @@ features (the embedding) and its key probabilities give:
 
 :func:`note_metrics` computes them all from the features of each set once; ``pgsound evaluate --metrics notes``
 calls it on decoded pictures. Every function takes ``audio`` as a float32 array ``(n, samples)`` at 16 kHz with
-at least :data:`MIN_SAMPLES` samples (one analysis window, 128 ms); a clip shorter than :data:`CLIP_SAMPLES`
+at least :data:`MIN_SAMPLES` samples (half an analysis window, 64 ms); a clip shorter than :data:`CLIP_SAMPLES`
 (1.024 s, the length the classifier was trained on) is padded with silence to that length, as a note that ends
 early in a clip is something the classifier has heard. The shorter the clip, the less the classifier hears:
 compare figures only between clips of one length.
@@ -29,7 +29,7 @@ import torch
 from pgsound.metrics import feature_distances
 from pgsound.note_classifier import LOWEST_KEY, SAMPLE_RATE, NoteClassifier, shipped
 
-MIN_SAMPLES = 2048  # 128 ms: one window of the classifier's analysis
+MIN_SAMPLES = 1024  # 64 ms, half a window of the classifier's analysis: shorter clips are mostly padding
 CLIP_SAMPLES = 16384  # 1.024 s: the length of the classifier's training clips
 
 
@@ -37,7 +37,7 @@ def _audio(audio: np.ndarray, name: str = "audio") -> np.ndarray:
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] < MIN_SAMPLES:
         raise ValueError(f"{name} must be (n, samples) at {SAMPLE_RATE} Hz with at least {MIN_SAMPLES} samples "
-                         f"(128 ms), got shape {x.shape}")
+                         f"(64 ms), got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} holds NaN or infinite samples")
     if x.shape[1] < CLIP_SAMPLES:
