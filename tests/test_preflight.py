@@ -105,7 +105,7 @@ def test_override_values_parse_as_people_write_them():
         ("keep_checkpoints=0", "keep_checkpoints must be >= 1, got 0"),
         ("checkpoint_every_ticks=0", "checkpoint_every_ticks must be >= 1, got 0"),
         ("latent_size=0", "latent_size must be >= 1, got 0"),
-        ("metrics=[fid]", r"metrics\[0\] expects one of 'swd', 'ms_ssim', 'ndb', 'audio', got 'fid'"),
+        ("metrics=[fid]", r"metrics\[0\] expects one of 'swd', 'ms_ssim', 'ndb', 'audio', 'notes', got 'fid'"),
         ("metrics=[swd]", r"metrics \['swd'\] are never computed with metrics_every_ticks=0"),
         ("schedule.minibatch={256: 0}", r"minibatch\[256\] must be >= 1, got 0"),
         ("schedule.tick_kimg_default=0", "tick_kimg_default must be > 0.0, got 0"),
