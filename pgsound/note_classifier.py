@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from pgsound.errors import MissingFileError, UserError
+from pgsound.synth_piano import midi_to_hz
 
 SAMPLE_RATE = 16000
 N_FFT = 2048
@@ -52,10 +53,6 @@ WEIGHTS, MANIFEST = FOLDER / "notes.pt", FOLDER / "notes.json"
 def semitones() -> int:
     """The number of semitone rows the network sees after its strided convolution."""
     return ROW_PITCHES[1] - ROW_PITCHES[0] + 1
-
-
-def midi_to_hz(pitch: np.ndarray | float) -> np.ndarray:
-    return 440.0 * 2.0 ** ((np.asarray(pitch, dtype=np.float64) - 69.0) / 12.0)
 
 
 @functools.lru_cache(maxsize=4)
