@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup
 
-CODE_LINE_LIMIT = 88
+CODE_LINE_LIMIT = 78
 TEMPORARY_PATH = re.compile(r"(/tmp/|/var/folders/|\\AppData\\Local\\Temp)")
 
 

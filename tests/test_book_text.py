@@ -1,38 +1,129 @@
-"""The chapters' text, checked without executing them: code that fits the page, the apparatus of a course."""
+"""The chapters' text, checked without executing them: code that fits the page, the apparatus of a course.
+
+The rules are book/AUTHORING.md's.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book"))
-CODE_LINE_LIMIT = 88  # characters: what the HTML book shows without a scroll bar
+CODE_LINE_LIMIT = 78  # characters: what the HTML book shows at 1280 px without a scroll bar
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.md"))
+DIFFICULTY = re.compile(r"\s(★{1,3})$")
+MIN_GRADED_EXERCISES = 2  # exercises per chapter whose answer is code, with a solution and a check
+MIN_SLIDES = 4  # tagged cells per chapter for its deck
+MIN_DIAGRAMS = 6  # in the whole book
 
 
-def code_cells(text: str) -> list[tuple[int, str]]:
-    """(line number of the fence, source) of every ``{code-cell}`` in a MyST notebook."""
-    cells, lines = [], text.splitlines()
+@dataclass
+class Cell:
+    kind: str  # "code" or "markdown"
+    line: int  # 1-based line of the cell's first source line
+    source: str
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.metadata.get("tags", []))
+
+
+def _code_cell_options(body: list[str]) -> tuple[dict, int]:
+    """(metadata, lines used) of a code cell's ``---`` YAML block or ``:key: value`` lines."""
+    if body and body[0] == "---":
+        end = body.index("---", 1)
+        return yaml.safe_load("\n".join(body[1:end])) or {}, end + 1
+    metadata, used = {}, 0
+    while used < len(body) and re.match(r"^:[\w-]+:", body[used]):
+        key, value = re.match(r"^:([\w-]+):\s*(.*)$", body[used]).groups()
+        metadata[key] = yaml.safe_load(value)
+        used += 1
+    return metadata, used
+
+
+def chapter_cells(text: str) -> list[Cell]:
+    """The cells of a jupytext MyST notebook, with their metadata (front matter skipped)."""
+    lines = text.splitlines()
     i = 0
+    if lines and lines[0] == "---":
+        i = lines.index("---", 1) + 1
+    cells: list[Cell] = []
+    markdown: list[str] = []
+    md_start, md_meta = i + 1, {}
+
+    def flush_markdown() -> None:
+        if any(line.strip() for line in markdown):
+            cells.append(Cell("markdown", md_start, "\n".join(markdown), md_meta))
+        markdown.clear()
+
     while i < len(lines):
-        if lines[i].startswith("```{code-cell}"):
-            start, body = i + 1, []
+        line = lines[i]
+        if line.startswith("```{code-cell}"):
+            flush_markdown()
+            body = []
             i += 1
             while i < len(lines) and not lines[i].startswith("```"):
                 body.append(lines[i])
                 i += 1
-            cells.append((start, "\n".join(body)))
+            metadata, used = _code_cell_options(body)
+            while used < len(body) and not body[used].strip():
+                used += 1
+            cells.append(Cell("code", i - len(body) + used + 1, "\n".join(body[used:]), metadata))
+            md_start, md_meta = i + 2, {}
+        elif line.startswith("+++"):
+            flush_markdown()
+            rest = line[3:].strip()
+            md_start, md_meta = i + 2, (json.loads(rest) if rest else {})
+        else:
+            markdown.append(line)
         i += 1
+    flush_markdown()
     return cells
+
+
+def code_cells(text: str) -> list[tuple[int, str]]:
+    """(line number of the first source line, source) of every ``{code-cell}`` in a MyST notebook."""
+    return [(cell.line, cell.source) for cell in chapter_cells(text) if cell.kind == "code"]
+
+
+def exercises(text: str) -> list[tuple[str, list[Cell]]]:
+    """(title, cells) of every ``### `` exercise under the chapter's ``## Exercises``."""
+    found: list[tuple[str, list[Cell]]] = []
+    inside = False
+    for cell in chapter_cells(text):
+        if cell.kind == "markdown":
+            parts = re.split(r"^(#{2,3} .+)$", cell.source, flags=re.M)
+            if found and parts[0].strip():
+                found[-1][1].append(Cell("markdown", cell.line, parts[0], cell.metadata))
+            for heading, after in zip(parts[1::2], parts[2::2]):
+                if heading.startswith("## "):
+                    inside = heading.lower().startswith("## exercises")
+                elif inside:
+                    found.append((heading[4:].strip(), [Cell("markdown", cell.line, after, cell.metadata)]))
+        elif found and inside:
+            found[-1][1].append(cell)
+    return found
 
 
 def test_the_cell_reader_finds_cells_and_their_lines():
     text = "# t\n```{code-cell} ipython3\nx = 1\ny = 2\n```\ntext\n```{code-cell} ipython3\nz = 3\n```\n"
-    assert code_cells(text) == [(2, "x = 1\ny = 2"), (7, "z = 3")]
+    assert code_cells(text) == [(3, "x = 1\ny = 2"), (8, "z = 3")]
+    tagged = ("+++ {\"tags\": [\"slide\"]}\n**A**\n\n```{code-cell} ipython3\n---\ntags: [hide-cell, solution]\n"
+              "jupyter:\n  source_hidden: true\n---\nx = 1\n```\n"
+              "```{code-cell} ipython3\n:tags: [check]\n\nassert x\n```\n")
+    cells = chapter_cells(tagged)
+    assert [(c.kind, c.tags, c.source) for c in cells] == [
+        ("markdown", ["slide"], "**A**\n"), ("code", ["hide-cell", "solution"], "x = 1"),
+        ("code", ["check"], "assert x")]
+    assert cells[1].metadata["jupyter"] == {"source_hidden": True} and cells[1].line == 10
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -51,7 +142,6 @@ def test_chapter_has_goals_time_summary_and_exercises_with_answers(path: Path):
         assert any(h.startswith(wanted) for h in headings), f"{path.name}: no '{wanted}' section"
     assert re.search(r"about \d+ (second|minute)s? on a 2-core", text, re.IGNORECASE), \
         f"{path.name}: no running time stated"
-    assert ":class: dropdown" in text or "{dropdown}" in text, f"{path.name}: exercises without dropdown answers"
     assert "{cite}" in text, f"{path.name}: cites no paper"
 
 
@@ -82,3 +172,61 @@ def test_the_html_check_passes_a_good_page_and_names_each_problem():
                      "no resolved citation", "code line of", "<audio> element without a source", "temporary path",
                      "a warning in an output: 'TqdmWarning: IProgress not found'"):
         assert expected in problems, (expected, problems)
+
+
+def test_the_exercise_reader_splits_exercises_and_their_cells():
+    text = ("## Exercises\n\n### One ★\n\nDo it.\n\n```{code-cell} ipython3\n:tags: [check]\n\nassert 1\n```\n\n"
+            "### Two ★★\n\nSay why.\n\n## After\n\n### Not one\n")
+    found = exercises(text)
+    assert [title for title, _ in found] == ["One ★", "Two ★★"]
+    assert [c.kind for c in found[0][1]] == ["markdown", "code"] and "Say why." in found[1][1][0].source
+
+
+def _is_answer(cell: Cell) -> bool:
+    return cell.kind == "markdown" and re.search(r"```\{admonition\} Answer\s*\n:class: dropdown", cell.source)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_exercises_have_difficulty_and_gradable_answers(path: Path):
+    """Each exercise has a difficulty mark and an answer: a hidden solution cell followed by a check, or prose."""
+    found = exercises(path.read_text())
+    assert found, f"{path.name}: no '### ' exercises under '## Exercises'"
+    graded = 0
+    for title, cells in found:
+        assert DIFFICULTY.search(title), f"{path.name}: exercise {title!r} has no difficulty mark (★, ★★ or ★★★)"
+        assert "*Cost:" in "".join(c.source for c in cells if c.kind == "markdown"), \
+            f"{path.name}: exercise {title!r} does not state its cost"
+        solutions = [n for n, c in enumerate(cells) if "solution" in c.tags]
+        for n in solutions:
+            cell = cells[n]
+            assert "hide-cell" in cell.tags and cell.metadata.get("jupyter", {}).get("source_hidden") is True, \
+                f"{path.name}: the solution of {title!r} is not hidden (tags hide-cell, jupyter.source_hidden)"
+            checks = [c for c in cells[n + 1:] if "check" in c.tags]
+            assert checks, f"{path.name}: the solution of {title!r} has no check cell after it"
+            assert re.search(r"\bassert|assert_close|assert_allclose", checks[0].source), \
+                f"{path.name}: the check of {title!r} asserts nothing"
+        assert solutions or any(_is_answer(c) for c in cells), \
+            f"{path.name}: exercise {title!r} has neither a solution cell nor a dropdown answer"
+        graded += bool(solutions)
+    assert graded >= MIN_GRADED_EXERCISES, \
+        f"{path.name}: {graded} exercises with a solution and a check, at least {MIN_GRADED_EXERCISES} expected"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_tags_its_slides(path: Path):
+    cells = chapter_cells(path.read_text())
+    tagged = [c for c in cells if {"slide", "slide-code"} & set(c.tags)]
+    assert len(tagged) >= MIN_SLIDES, f"{path.name}: {len(tagged)} cells tagged for slides, {MIN_SLIDES} expected"
+    assert any(c.kind == "markdown" for c in tagged), f"{path.name}: no Markdown cell tagged 'slide'"
+
+
+def test_the_book_has_diagrams_with_alt_text_and_captions():
+    diagrams = [(path.name, cell) for path in CHAPTERS for cell in chapter_cells(path.read_text())
+                if cell.kind == "code" and "diagram" in cell.tags]
+    assert len(diagrams) >= MIN_DIAGRAMS, f"{len(diagrams)} diagrams in the book, {MIN_DIAGRAMS} expected"
+    for name, cell in diagrams:
+        mystnb = cell.metadata.get("mystnb", {})
+        alt = mystnb.get("image", {}).get("alt", "")
+        assert len(alt.split()) >= 8, f"{name}:{cell.line}: a diagram without alt text of a sentence"
+        assert mystnb.get("figure", {}).get("caption"), f"{name}:{cell.line}: a diagram without a caption"
+        assert "hide-input" in cell.tags, f"{name}:{cell.line}: a diagram whose drawing code is not hidden"
