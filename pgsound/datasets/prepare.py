@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -217,6 +220,32 @@ class Recording:
     entry: dict[str, Any] = field(default_factory=dict)
 
 
+def _end_with_parent(parent: int) -> None:
+    """Pool initializer: this worker ends when the process that started it dies, even by SIGKILL.
+
+    A killed parent cannot shut its pool down, and spawned workers would live on under PID 1 holding their
+    memory (and the resource tracker, which waits for every holder of its pipe). On Linux the kernel sends
+    SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); elsewhere a daemon thread watches the parent's PID.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # the parent died before the request was made: no signal will come
+                os._exit(1)
+            return
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch-parent").start()
+
+
+def _watch_parent(parent: int, interval: float = 0.5) -> None:
+    """Exit this process as soon as its parent is gone (it is then adopted: another parent PID)."""
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
+
+
 def _audio_file_to_frames(
     path: str, settings: dict[str, Any], dtype: str, representation: str, first_only: bool
 ) -> tuple[str, np.ndarray | None, str]:
@@ -275,7 +304,8 @@ def write_recordings(
     step = piece_seconds(config)
     workers = max(1, min(workers or os.cpu_count() or 1, len(recordings)))
     with tqdm(total=len(recordings), unit="file", disable=not progress, desc=description) as bar:
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_end_with_parent,
+                                   initargs=(os.getpid(),)) if workers > 1 else None
         try:
             pending: deque[tuple[Recording, Future | tuple]] = deque()
             queue = iter(recordings)
