@@ -5,6 +5,7 @@
 #   make book JOBS=1          one chapter at a time (default: two at a time, except under gpu)
 #   PGSOUND_PRETRAINED=1 make book   the same, loading the shipped runs instead of training (its own cache)
 #   make book-check           build the book under the smoke profile; check every chapter page in a browser
+#   make slides               one reveal.js deck per chapter in _build/slides (PROFILE as make book; NAME=07 picks)
 #   make chapter NAME=07      execute the chapters whose file names contain 07 (PROFILE=cpu), print wall times
 #   make clean                remove builds (keeps .venv); make distclean also removes .venv
 PYTHON  ?= python3
@@ -21,7 +22,7 @@ PY      := $(VENV)/bin/python
 CACHE   := _build/.jupyter_cache-$(PROFILE)$(if $(filter 1 true yes TRUE YES True Yes,$(PGSOUND_PRETRAINED)),-pretrained)
 STAMP   := $(VENV)/.pgsound-installed
 
-.PHONY: test book book-check chapter lint clean distclean venv
+.PHONY: test book book-check slides chapter lint clean distclean venv
 
 venv: $(STAMP)
 
@@ -62,11 +63,20 @@ book: $(STAMP)
 	@echo "==> book written to _build/html/index.html"
 
 # The smoke book, built and then checked page by page: its HTML (book/check_html.py), then its controls and
-# audio players in headless Chromium (book/check_controls.py). What CI runs after the tests.
+# audio players in headless Chromium (book/check_controls.py); then its slides, a deck per chapter whose assets
+# resolve. What CI runs after the tests.
 book-check: $(STAMP)
 	$(MAKE) book PROFILE=smoke
 	$(PY) book/check_html.py _build/html
 	$(PY) book/check_controls.py _build/html/book/[0-9][0-9]_*.html
+	$(MAKE) slides PROFILE=smoke
+	$(PY) book/make_slides.py --check
+
+# The decks are made from the chapters' tagged cells and the outputs make book stored in $(CACHE); a chapter not
+# there is executed first (and stored, so make book reuses it).
+slides: $(STAMP)
+	@mkdir -p $(CACHE)
+	PGSOUND_PROFILE=$(PROFILE) $(PY) book/make_slides.py "$(NAME)" --cache $(CACHE) --jobs $(JOBS)
 
 chapter: $(STAMP)
 	PGSOUND_PROFILE=$(PROFILE) $(PY) book/run_chapter.py "$(NAME)"
