@@ -3,9 +3,10 @@
     python book/check_html.py [_build/html]
 
 For every chapter page (``NN_*.html``): a learning-goals section, the running time, a summary, exercises with
-answers in collapsed boxes, at least one resolved citation; and none of: an unresolved reference or citation,
-an error output, a warning printed by a cell, an ``<audio>`` element without a source, a printed temporary
-path, a code line longer than the page. Prints one line per problem and exits 1 if there is any. ``make
+answers in collapsed boxes, at least one resolved citation, alt text and a caption on every figure a ``diagram``
+cell draws, every hidden solution cell collapsed; and none of: an unresolved reference or citation, an error
+output, a warning printed by a cell, an ``<audio>`` element without a source, a printed temporary path, a code
+line longer than the page. Prints one line per problem and exits 1 if there is any. ``make
 book-check`` builds the smoke book and runs this; CI runs it after the tests.
 """
 
@@ -19,6 +20,7 @@ from bs4 import BeautifulSoup
 
 CODE_LINE_LIMIT = 78
 TEMPORARY_PATH = re.compile(r"(/tmp/|/var/folders/|\\AppData\\Local\\Temp)")
+IMAGE_FILE = re.compile(r"\S+\.(png|jpe?g|gif|svg|webp)", re.IGNORECASE)
 
 
 def chapter_problems(html: str) -> list[str]:
@@ -59,10 +61,51 @@ def chapter_problems(html: str) -> list[str]:
         found = TEMPORARY_PATH.search(output.get_text(" "))
         if found:
             problems.append(f"a temporary path in an output: ...{output.get_text(' ')[found.start():][:60]!r}")
+    problems += diagram_problems(main) + solution_problems(main)
     for block in main.select(".cell_input pre"):
         for line in block.get_text().splitlines():
             if len(line) > CODE_LINE_LIMIT:
                 problems.append(f"a code line of {len(line)} characters: {line[:60]!r}...")
+    return problems
+
+
+def _cell_name(cell) -> str:
+    """How a problem names a cell: the first line of its code, or its figure's name."""
+    code = cell.select_one(".cell_input pre")
+    first = code.get_text().strip().splitlines()[0] if code and code.get_text().strip() else ""
+    figure = cell.select_one("figure[id]")
+    return repr(first[:60]) if first else (f"figure {figure['id']!r}" if figure else "a cell")
+
+
+def diagram_problems(main) -> list[str]:
+    """A ``diagram`` cell's figures need alt text (``mystnb.image.alt``) and a caption (``mystnb.figure.caption``).
+
+    Without alt text myst-nb still writes an ``alt``: the image's own path (docutils' default), which says nothing.
+    """
+    problems = []
+    for cell in main.select("div.cell.tag_diagram"):
+        images = cell.select(".cell_output img")
+        if not images:
+            problems.append(f"a diagram cell without a figure: {_cell_name(cell)}")
+        for image in images:
+            alt, source = image.get("alt", "").strip(), image.get("src", "")
+            if not alt or alt == source or alt == source.rsplit("/", 1)[-1] or IMAGE_FILE.fullmatch(alt):
+                problems.append(f"a diagram without alt text: {_cell_name(cell)}")
+        if images and not cell.select_one(".cell_output figcaption"):
+            problems.append(f"a diagram without a caption: {_cell_name(cell)}")
+    return problems
+
+
+def solution_problems(main) -> list[str]:
+    """A ``solution`` cell's code and outputs are inside a closed toggle (``hide-cell``: ``<details>``, not open)."""
+    problems = []
+    for cell in main.select("div.cell.tag_solution"):
+        for part in cell.select(".cell_input, .cell_output"):
+            toggle = part.find_parent("details")
+            inside = toggle is not None and cell in toggle.parents
+            if not inside or toggle.has_attr("open"):
+                problems.append(f"a solution shown open: {_cell_name(cell)}")
+                break
     return problems
 
 
