@@ -2,12 +2,16 @@
 
 A checkpoint is a dict of tensors, numbers, strings and nested dicts only: no pickled classes, so it loads
 across versions and cannot run code. Writes go to a temporary file in the same folder and are renamed into
-place, so a crash mid-write never leaves a file that looks complete.
+place, so a crash mid-write never leaves a file that looks complete. A file damaged later (cut short, or with
+bytes a bad disk changed: torch's zip records a CRC-32 per entry, which torch itself does not check on load)
+is a :class:`CheckpointError` that names it and the newest good checkpoint before it in its folder.
 """
 
 from __future__ import annotations
 
 import pickle
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +28,77 @@ class CheckpointError(UserError):
     """A checkpoint that is truncated, corrupt or not ours; the message names the file."""
 
 
+# The names the training loop gives its checkpoints: ckpt-0000012.000kimg.pt, milestone-0000100.000kimg.pt.
+CHECKPOINT_NAME = re.compile(r"^(ckpt|milestone)-(\d+\.\d+)kimg\.pt$")
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` (plus the format tag) atomically to ``path``. (book: chapter 7)"""
+    """Write ``state`` (plus the format tag) atomically to ``path``. (book: chapter 7)
+
+    A full disk is an ``OSError`` naming ``path`` (nothing is left under it), not torch's ``RuntimeError``.
+    """
     path = Path(path)
     payload = {"format": FORMAT, "version": VERSION, **state}
-    with atomic_write(path) as temp:
-        torch.save(payload, temp)
+    with atomic_write(path) as temp, open(temp, "wb") as handle:
+        # Through a Python file, not a path: torch's own writer reports a full disk as a RuntimeError that hides
+        # the error number ("unexpected pos 576 vs 534"); a Python write keeps the OSError behind it.
+        try:
+            torch.save(payload, handle)
+        except RuntimeError as error:
+            cause = _os_error_behind(error)
+            if cause is None:
+                raise
+            raise OSError(cause.errno, cause.strerror) from error  # atomic_write adds the name of path
     return path
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    """The ``OSError`` an exception was raised while handling (or from), if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def checkpoints_in(folder: str | Path) -> list[Path]:
+    """The training loop's checkpoints in ``folder``, newest first (by images shown; of two at one count, the
+    plain one before the milestone, as both hold the same state).
+
+    Only the names the training loop writes count (``ckpt-0000012.000kimg.pt``); other files are ignored.
+    """
+    found = [(float(m.group(2)), m.group(1) == "ckpt", p) for p in Path(folder).glob("*.pt")
+             if (m := CHECKPOINT_NAME.match(p.name))]
+    return [p for *_, p in sorted(found, reverse=True)]
+
+
+def damage(path: str | Path) -> str | None:
+    """Why ``path`` is not a whole checkpoint file (cut short, or an entry whose CRC-32 fails), or None.
+
+    Reads the whole file once; says nothing about what the file holds (:func:`load_checkpoint` does).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except zipfile.BadZipFile:
+        return "truncated or not a torch zip file"
+    except (OSError, EOFError, zipfile.LargeZipFile) as error:
+        return f"truncated ({type(error).__name__}: {error})"
+    return f"its entry {bad} fails its CRC-32 check (changed on disk)" if bad else None
+
+
+def _older_good(path: Path) -> str:
+    """For a damaged checkpoint among a run's: the newest good one before it, and how to use it."""
+    if not CHECKPOINT_NAME.match(path.name):
+        return ""
+    older = checkpoints_in(path.parent)
+    older = older[older.index(path) + 1:] if path in older else []
+    good = next((p for p in older if damage(p) is None), None)
+    if good is None:
+        return "; no older good checkpoint is left in its folder"
+    return f"; the newest good checkpoint before it is {good} (resume from it: pgsound train --resume {good})"
 
 
 TRAINING_KEYS = ("G", "D", "Gs", "opt_g", "opt_d", "images_shown", "tick", "last_progress", "rng", "config", "data")
@@ -58,18 +126,24 @@ def load_checkpoint(
     checkpoint without one of them is a ``CheckpointError`` naming the file and the keys, not a ``KeyError``.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise MissingFileError(f"no checkpoint at {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; expected a checkpoint file (.pt), or a run folder where a run "
+                              f"folder is taken")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(_refused(path, error)) from None
+        raise CheckpointError(_refused(path, error) + _older_good(path)) from None
     except Exception as error:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(
-            f"{path} is not a readable pgsound checkpoint (truncated or corrupt?): {type(error).__name__}: {error}"
-        ) from None
+        detail = " ".join(f"{type(error).__name__}: {error}".split())  # torch's text spans several lines
+        raise CheckpointError(f"{path} is not a readable pgsound checkpoint (truncated or corrupt?): {detail}"
+                              + _older_good(path)) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a pgsound checkpoint (no '{FORMAT}' format tag)")
+    reason = damage(path)
+    if reason is not None:
+        raise CheckpointError(f"{path} is damaged: {reason}" + _older_good(path))
     if state.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {state.get('version')}, this pgsound reads {VERSION}")
     missing = [key for key in needs if key not in state]

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
-import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgsound.checkpoint import GENERATOR_KEYS, CheckpointError, load_checkpoint
+from pgsound.checkpoint import GENERATOR_KEYS, CheckpointError, checkpoints_in, damage, load_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.device import default_device
 from pgsound.errors import MissingFileError, UserError
@@ -222,26 +222,53 @@ def hold_run_dir(run_dir: str | Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-CHECKPOINT_NAME = re.compile(r"^(ckpt|milestone)-(\d+\.\d+)kimg\.pt$")
-
-
 def latest_checkpoint(run_dir: str | Path) -> Path:
     """The newest checkpoint in ``RUN/checkpoints`` (by images shown; a milestone before a plain one).
 
     Only the names the training loop writes count (``ckpt-0000012.000kimg.pt``); other files there are ignored.
     """
     folder = Path(run_dir) / "checkpoints"
-    found = [(float(m.group(2)), m.group(1) == "ckpt", p) for p in folder.glob("*.pt")
-             if (m := CHECKPOINT_NAME.match(p.name))]
+    found = checkpoints_in(folder)
     if not found:
         raise MissingFileError(f"no checkpoint in {folder}")
-    return max(found)[2]
+    return found[0]
+
+
+def latest_good_checkpoint(run_dir: str | Path) -> tuple[Path, list[tuple[Path, str]]]:
+    """The newest whole checkpoint of a run, and the newer ones passed over as damaged, with the reason.
+
+    A damaged checkpoint (cut short by a crash or a full disk outside pgsound, changed by a bad disk) does not
+    stop a run: it is resumed from the last good one. No good one at all is a ``CheckpointError``.
+    """
+    folder = Path(run_dir) / "checkpoints"
+    damaged = []
+    for path in checkpoints_in(folder):
+        reason = damage(path)
+        if reason is None:
+            return path, damaged
+        damaged.append((path, reason))
+    if not damaged:
+        raise MissingFileError(f"no checkpoint in {folder}")
+    newest, reason = damaged[0]
+    raise CheckpointError(f"every checkpoint in {folder} is damaged (the newest, {newest.name}: {reason}); "
+                          f"the run cannot be resumed, start it again")
 
 
 def checkpoint_path(run_or_checkpoint: str | Path) -> Path:
-    """A checkpoint file itself, or the newest checkpoint of a run folder."""
+    """A checkpoint file itself, or the newest good checkpoint of a run folder.
+
+    Newer checkpoints of the run that are damaged are passed over with a one-line warning on stderr.
+    """
     path = Path(run_or_checkpoint)
-    return latest_checkpoint(path) if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    good, damaged = latest_good_checkpoint(path)
+    if damaged:
+        newest, reason = damaged[0]
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        print(f"warning: {newest} is damaged: {reason}{more}; using the last good checkpoint {good}",
+              file=sys.stderr)
+    return good
 
 
 def build_networks(config: TrainConfig, data: DataSpec | Any) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from pgsound.checkpoint import TRAINING_KEYS, load_checkpoint, save_checkpoint
+from pgsound.checkpoint import TRAINING_KEYS, CheckpointError, load_checkpoint, save_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.datasets import LevelLoader
 from pgsound.device import default_device, describe_machine
@@ -46,7 +46,7 @@ from pgsound.runs import (
     build_networks,
     checkpoint_path,
     hold_run_dir,
-    latest_checkpoint,
+    latest_good_checkpoint,
     load_into,
 )
 from pgsound.samples import write_sample_set
@@ -487,11 +487,7 @@ def open_run_folder(state: TrainState, path: Path) -> RunFolder:
     rows, cols = config.sample_grid
     fixed = torch.randn(rows * cols, state.G.latent_size, generator=torch.Generator().manual_seed(config.seed + 3))
     labels = torch.arange(rows * cols) % state.data.num_labels if config.conditional else None
-    try:
-        last = latest_checkpoint(path)
-    except FileNotFoundError:
-        last = None
-    run = RunFolder(path, RunLog(path, images_shown=state.images_shown), fixed, labels, last)
+    run = RunFolder(path, RunLog(path, images_shown=state.images_shown), fixed, labels, last_good(path))
     # One line per stretch of training: a run resumed elsewhere keeps the machine of each part (its manifest
     # names them when it is shipped).
     stretch = {"started": time.time(), "kimg": state.images_shown / 1000, "machine": describe_machine(state.device)}
@@ -519,16 +515,22 @@ def save_state(state: TrainState, run_dir: Path, milestone: bool = False) -> Pat
     try:
         path = save_checkpoint(state.state_dict(), folder / name)
     except OSError as error:  # a full disk, say: the file was not written, the last one stands
-        try:
-            last = f"the last checkpoint is {latest_checkpoint(run_dir)}"
-        except FileNotFoundError:
-            last = "no checkpoint was written yet"
+        good = last_good(run_dir)
+        last = f"the last good checkpoint is {good}" if good else "no checkpoint was written yet"
         raise OSError(error.errno, f"{error.strerror or error}; nothing of this tick was saved, {last} "
                                    f"(resume with: pgsound train --resume {run_dir})",
                       error.filename or str(folder / name)) from None
     for old in sorted(folder.glob("ckpt-*.pt"))[: -state.config.keep_checkpoints]:
         old.unlink()
     return path
+
+
+def last_good(run_dir: Path) -> Path | None:
+    """The run's newest whole checkpoint, the one the error messages name (None before the first)."""
+    try:
+        return latest_good_checkpoint(run_dir)[0]
+    except (FileNotFoundError, CheckpointError):
+        return None
 
 
 def progress_bar(total_kimg: float, images_shown: int):

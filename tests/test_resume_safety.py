@@ -135,7 +135,7 @@ def test_a_full_disk_at_a_checkpoint_names_the_last_good_one(tmp_path, monkeypat
     error = capsys.readouterr().err
     (run_dir,) = runs.iterdir()
     assert "No space left on device; nothing of this tick was saved" in error
-    assert f"the last checkpoint is {writes[0]}" in error and f"pgsound train --resume {run_dir}" in error
+    assert f"the last good checkpoint is {writes[0]}" in error and f"pgsound train --resume {run_dir}" in error
     assert [p.name for p in (run_dir / "checkpoints").iterdir()] == [writes[0].name]
 
 
