@@ -47,6 +47,8 @@ MYST_EXTENSIONS = ["amsmath", "dollarmath", "colon_fence", "deflist", "html_imag
 # Output formats in the order the book prefers them (myst-nb's HTML priority, less the widget view).
 MIME_ORDER = ("text/html", "image/svg+xml", "image/png", "image/jpeg", "text/markdown", "text/latex", "text/plain")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+PAGE_LINK = re.compile(r"^(?:\./)?([\w-]+)\.(?:md|ipynb)(#.*)?$")  # a link to another page of the book
+CHAPTER_NAME = re.compile(r"^\d\d_")
 
 
 # --- Markdown: MyST through docutils, with the book's roles -------------------------------------------------------
@@ -119,6 +121,7 @@ def render_markdown(text: str, glue: dict | None = None, warnings: list[str] | N
         settings_overrides={
             "myst_enable_extensions": MYST_EXTENSIONS,
             "myst_suppress_warnings": ["myst.header"],
+            "myst_all_links_external": True,  # links to other pages: rewritten below
             "math_output": "MathJax",  # \( \) and \begin{equation*}: the deck's MathJax typesets them
             "doctitle_xform": False,
             "initial_header_level": 2,
@@ -143,6 +146,12 @@ def render_markdown(text: str, glue: dict | None = None, warnings: list[str] | N
             title.decompose()
         admonition.name = "details"
         admonition.insert(0, summary)
+    for link in soup.find_all("a", href=PAGE_LINK):
+        page, anchor = PAGE_LINK.match(link["href"]).groups()
+        if CHAPTER_NAME.match(page):  # another chapter: its deck
+            link["href"] = f"{page}.html{anchor or ''}"
+        else:  # a page with no deck (the bibliography): its text
+            link.unwrap()
     for section in soup.find_all("section"):  # reveal.js reads a <section> inside a slide as another slide
         section.name = "div"
         section["class"] = section.get("class", []) + ["section"]

@@ -60,7 +60,8 @@ def executed_notebook() -> nbformat.NotebookNode:
         _markdown("# 9. A chapter for the test\n\n## Learning goals\n\nUNTAGGED_PROSE"),
         _code("UNTAGGED_SOURCE = glue('critic_loss', 0.12345)", [], [glued, _stdout("UNTAGGED_OUTPUT\n")]),
         _markdown("## The critic's loss\n\nIt ends at {glue:text}`critic_loss:.2f` {cite}`karras2018progressive`."
-                  "\n\n$$ L = \\mathbb{E}[D(x)] $$\n\nand inline $x^2$.", ["slide"]),
+                  "\n\n$$ L = \\mathbb{E}[D(x)] $$\n\nand inline $x^2$, as [chapter 3](03_gans_in_2d.md) and "
+                  "[the papers](bibliography.md) say.", ["slide"]),
         _code("FIGURE_SOURCE = 1", ["slide", "hide-input"], [figure],
               mystnb={"image": {"alt": "A red rectangle that stands for the figure."},
                       "figure": {"caption": "FIGURE_CAPTION"}}),
@@ -107,6 +108,10 @@ def test_tagged_markdown_is_rendered_with_glue_citations_and_math(deck):
     assert "It ends at 0.12" in words and "Karras et al. 2018" in words
     assert "\\(x^2\\)" in str(first) and "\\mathbb{E}[D(x)]" in str(first)
     assert "tex-svg.js" in text and "RevealMath.MathJax3" in text
+    assert [a["href"] for a in first.find_all("a")] == ["03_gans_in_2d.html"], "a chapter's link: its deck"
+    assert "the papers say" in words, "a page without a deck: its link's text"
+    assert [a["href"] for a in first.find_all("a")] == ["03_gans_in_2d.html"], "a chapter's link: its deck"
+    assert "the papers say" in words, "a page without a deck: its link's text"
 
 
 def test_tagged_outputs_appear_with_alt_text_caption_and_sound(deck):
