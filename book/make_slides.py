@@ -85,7 +85,7 @@ def _cite_role(name, rawtext, text, lineno, inliner, options=None, content=None)
 def _reference_role(name, rawtext, text, lineno, inliner, options=None, content=None):
     """Sphinx's cross-references (``{ref}``, ``{numref}``, ``{doc}``, ...): a deck shows their title as text."""
     title, target = _split_title(text)
-    shown = f"({target})" if name == "eq" else title
+    shown = f"({target})" if name == "eq" else " ".join(title.replace("{number}", "").split()) or target
     return [nodes.emphasis(text=shown)], []
 
 
@@ -217,7 +217,7 @@ def render_outputs(cell: nbformat.NotebookNode, glue: dict | None = None) -> str
             continue
         data = output.get("data", {})
         mime = next((m for m in MIME_ORDER if m in data), None)  # a value glued unseen has none of them
-        if mime is None:
+        if mime is None or "application/vnd.jupyter.widget-view+json" in data:  # a widget needs a kernel
             continue
         content = data[mime]
         content = "".join(content) if isinstance(content, list) else content
