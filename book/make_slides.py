@@ -1,7 +1,7 @@
 """Turn each chapter into a reveal.js deck: ``make slides`` (``PROFILE`` as ``make book``, ``NAME=07`` to pick).
 
     python book/make_slides.py [PATTERN] [--cache DIR] [--jobs N] [--out _build/slides]
-    python book/make_slides.py --check [_build/slides]
+    python book/make_slides.py --check [PATTERN] [--out _build/slides]
 
 A deck holds what its chapter tags (book/AUTHORING.md, "Slides"): a title slide from the chapter's title, then,
 in the chapter's order, one slide per Markdown cell tagged ``slide`` and per code cell tagged ``slide`` (its
@@ -42,7 +42,7 @@ STATIC = "_static"  # the assets' folder, next to the decks
 BOOK_TITLE = "pgsound: Progressive Growing of GANs for Sound"
 SLIDE_TAGS = ("slide", "slide-code")
 NEVER_ON_A_SLIDE = ("solution", "remove-cell")  # a solution is the learner's to write
-# The MyST syntax the book enables (_config.yml, parse) that a slide may use.
+# The MyST syntax the book enables (_config.yml, parse), less linkify and substitution, which no chapter uses.
 MYST_EXTENSIONS = ["amsmath", "dollarmath", "colon_fence", "deflist", "html_image"]
 # Output formats in the order the book prefers them (myst-nb's HTML priority, less the widget view).
 MIME_ORDER = ("text/html", "image/svg+xml", "image/png", "image/jpeg", "text/markdown", "text/latex", "text/plain")
