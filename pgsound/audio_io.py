@@ -73,12 +73,14 @@ def load_audio(
     silent (its peak below ``silence_db`` dB full scale).
     """
     path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path}: no such audio file")
+    check_audio_path(path)
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 1:
         raise UserError(f"sample_rate must be a positive integer, got {sample_rate!r}")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
+    cut = wav_truncation(path)
+    if cut is not None:
+        raise AudioError(f"{path}: truncated: {cut}; copy or download it again")
     audio, rate = _decode(path)
     if audio.size == 0:
         raise AudioError(f"{path}: holds no samples")
@@ -98,16 +100,68 @@ def load_audio(
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
+def check_audio_path(path: Path) -> None:
+    """A path that names no readable file: missing, a folder, a broken symbolic link; one error naming it."""
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not an audio file (prepare audio reads a folder of recordings)")
+    if path.is_symlink():
+        raise MissingFileError(f"{path}: a broken symbolic link (to {os.readlink(path)}, which does not exist)")
+    if path.exists():
+        raise UserError(f"{path}: not a regular file (a device, a pipe or a socket), not an audio file")
+    raise MissingFileError(f"{path}: no such audio file")
+
+
+# Sizes a writer that streams (and cannot seek back to fill in the header) leaves in a WAV: not a promise.
+_UNKNOWN_SIZES = {0, 0xFFFFFFFF, 0x7FFFFFFF}
+
+
+def wav_truncation(path: Path) -> str | None:
+    """What a WAV file's header promises that the file lacks (a copy or a download cut short), or None.
+
+    libsndfile reads such a file without a word, as the audio that is there: a recording would lose its end
+    silently. Only RIFF/WAVE files are checked; sizes a streaming writer leaves unknown are not a promise.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        byte_rate, position = 0, 12
+        while position + 8 <= size:
+            handle.seek(position)
+            chunk = handle.read(8)
+            name, length = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if name == b"fmt ":
+                byte_rate = int.from_bytes(handle.read(12)[8:12], "little")
+            if name == b"data":
+                if length in _UNKNOWN_SIZES or position + 8 + length <= size:
+                    return None
+                missing = position + 8 + length - size
+                seconds = f" ({missing / byte_rate:.2f} s of audio)" if byte_rate else ""
+                return (f"its header promises {length} bytes of audio, the file ends {missing} bytes short"
+                        f"{seconds}")
+            position += 8 + length + (length & 1)  # chunks are padded to an even size
+    declared = int.from_bytes(head[4:8], "little")
+    if declared not in _UNKNOWN_SIZES and declared + 8 > size:
+        return f"its header promises {declared + 8} bytes, the file has {size} and ends before its audio"
+    return None
+
+
 def find_audio_files(folder: str | os.PathLike, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:
     """Every audio file under ``folder`` (recursively, by extension, any case), sorted so runs are reproducible.
 
     A missing folder is a ``FileNotFoundError``; a folder without audio files a ``ValueError`` naming both.
+    A symbolic link to a file is followed, wherever the file is (its name is the link's, inside ``folder``); a
+    broken one is listed too, so that reading it reports it. Links to folders are not descended into.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise MissingFileError(f"{folder}: no such folder")
+        raise MissingFileError(f"{folder}: no such folder" if not folder.exists() else f"{folder}: not a folder")
     wanted = {e.lower() for e in extensions}
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
+    files = sorted(p for p in folder.rglob("*")
+                   if (p.is_file() or (p.is_symlink() and not p.exists())) and p.suffix.lower() in wanted)
     if not files:
         raise UserError(f"{folder}: no audio files (looked for {', '.join(sorted(wanted))}, recursively)")
     return files

@@ -29,7 +29,10 @@ def atomic_write(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path
     # Not tempfile.mkstemp: it makes the file private (0600). Mode 0666 here is narrowed by the umask, so the
     # file ends with the permissions a plain open() would give it.
     temp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}"
-    os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    try:
+        os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except OSError as error:  # a read-only folder: the user asked for path and knows nothing of the temporary name
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from None
     try:
         yield Path(temp)
         with open(temp, "rb+") as written:

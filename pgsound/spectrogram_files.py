@@ -75,16 +75,34 @@ def save_png(path: str | os.PathLike, item: SpectrogramFile) -> Path:
 
 
 def save_npy(path: str | os.PathLike, item: SpectrogramFile) -> Path:
-    """Write the exact float32 pictures as ``.npy`` and the metadata as the sidecar ``.json`` (both atomic)."""
-    frames = _check(item)
+    """Write the exact float32 pictures as ``.npy`` and the metadata as the sidecar ``.json``, both or neither.
+
+    The two are written under temporary names first (the settings, then the data) and the data is renamed into
+    place first: a full disk leaves neither file, or the old pair, never a ``.json`` without its ``.npy``.
+    """
+    frames = np.ascontiguousarray(_check(item))
     path = Path(path)
+    with atomic_write(path.with_suffix(".json")) as settings:
+        with open(settings, "w") as handle:
+            handle.write(json.dumps(item.metadata(), indent=1))
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the data is renamed: the rename below cannot fail for space
+        with atomic_write(path) as data, open(data, "wb") as handle:
+            write_npy(handle, frames)
+    return path
 
-    def write_array(temp: str) -> None:
-        with open(temp, "wb") as handle:
-            np.save(handle, frames)
 
-    _atomic(path.with_suffix(".json"), lambda temp: Path(temp).write_text(json.dumps(item.metadata(), indent=1)))
-    return _atomic(path, write_array)
+def write_npy(handle: Any, frames: np.ndarray) -> None:
+    """``np.save``'s bytes, written picture by picture through Python's file object.
+
+    ``np.save`` on a full disk raises an ``OSError`` without an error number ("262144 requested and 3040
+    written"); a Python write raises the system's error (No space left on device), which names the cause.
+    """
+    from numpy.lib import format as npy
+
+    npy.write_array_header_1_0(handle, npy.header_data_from_array_1_0(frames))
+    for picture in frames:
+        handle.write(picture.tobytes())
 
 
 def _from_metadata(frames: np.ndarray, metadata: dict[str, Any], where: str) -> SpectrogramFile:

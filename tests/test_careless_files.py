@@ -205,3 +205,180 @@ def test_a_run_whose_checkpoints_are_all_damaged_says_so(two_checkpoints, tmp_pa
     older.write_bytes(older.read_bytes()[:100])
     with pytest.raises(CheckpointError, match=r"every checkpoint in .* is damaged \(the newest, ckpt-.*: truncated"):
         checkpoint_path(run)
+
+
+# ---- recordings: links, truncation, folders ------------------------------------------------------------------------
+SMALL = ["--size", "32x32"]
+
+
+def small_config():
+    from pgsound.spectrogram import SpectrogramConfig
+
+    return SpectrogramConfig(n_fft=64, hop_length=32, n_bins=32, n_frames=32)
+
+
+def test_prepare_audio_follows_a_link_to_a_recording_outside_its_folder(tmp_path):
+    from pgsound.datasets.prepare import prepare_audio
+
+    folder, elsewhere = tmp_path / "takes", tmp_path / "elsewhere"
+    (folder / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    noise_wav(folder / "a.wav", 1.0)
+    noise_wav(elsewhere / "b.wav", 1.0, seed=1)
+    (folder / "sub" / "b.wav").symlink_to(elsewhere / "b.wav")
+    (folder / "gone.wav").symlink_to(elsewhere / "gone.wav")  # a broken link: skipped and named
+    dataset, report = prepare_audio(tmp_path / "out.h5", folder, small_config(), workers=1)
+    assert [r["file"] for r in dataset.recordings] == ["a.wav", "sub/b.wav"]  # named inside the folder
+    assert report.files_used == 2
+    ((name, reason),) = report.skipped
+    assert name.endswith("gone.wav") and reason.endswith(f"a broken symbolic link (to {elsewhere / 'gone.wav'}, "
+                                                         f"which does not exist)")
+
+
+def cut_wav(tmp_path: Path, keep: int) -> Path:
+    whole = noise_wav(tmp_path / "whole.wav", 3.0).read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[:keep])
+    return cut
+
+
+@pytest.mark.parametrize(("keep", "expected"), [
+    (24044, r"cut\.wav: truncated: its header promises 96000 bytes of audio, the file ends 72000 bytes short "
+            r"\(2\.25 s of audio\); copy or download it again"),
+    (30, r"cut\.wav: truncated: its header promises 96044 bytes, the file has 30 and ends before its audio"),
+])
+def test_a_truncated_wav_names_the_file_and_the_truncation(tmp_path, keep, expected):
+    from pgsound.audio_io import AudioError, load_audio
+
+    with pytest.raises(AudioError, match=expected):
+        load_audio(cut_wav(tmp_path, keep))
+
+
+def test_a_wav_whose_writer_left_the_size_unknown_still_loads(tmp_path):
+    from pgsound.audio_io import load_audio
+
+    streamed = bytearray(noise_wav(tmp_path / "streamed.wav", 1.0).read_bytes())
+    streamed[4:8] = (0xFFFFFFFF).to_bytes(4, "little")  # as a writer into a pipe leaves it
+    streamed[40:44] = (0xFFFFFFFF).to_bytes(4, "little")
+    (tmp_path / "streamed.wav").write_bytes(bytes(streamed))
+    assert load_audio(tmp_path / "streamed.wav").size == 16000
+
+
+def test_spectrogram_of_a_truncated_wav_or_a_folder_is_one_line(tmp_path, capsys):
+    cut = cut_wav(tmp_path, 24044)
+    assert main(["spectrogram", str(cut), "-o", str(tmp_path / "cut.png"), *SMALL]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"pgsound spectrogram: error: {cut}: truncated: ") and error.count("\n") == 1
+    (tmp_path / "take.wav").mkdir()
+    assert main(["spectrogram", str(tmp_path / "take.wav"), "-o", str(tmp_path / "take.png"), *SMALL]) == 2
+    assert capsys.readouterr().err == (f"pgsound spectrogram: error: {tmp_path / 'take.wav'} is a folder, not an "
+                                       f"audio file (prepare audio reads a folder of recordings)\n")
+    assert not (tmp_path / "cut.png").exists() and not (tmp_path / "take.png").exists()
+
+
+# ---- pictures: a full disk, a read-only folder ---------------------------------------------------------------------
+def test_a_full_disk_during_spectrogram_npy_leaves_no_json_without_its_npy(tmp_path):
+    noise_wav(tmp_path / "take.wav", 3.0)
+    # The JSON (about 600 bytes) fits, the float32 array (48 pictures of 32x32 = 196 kB) does not.
+    done = run_limited(["-m", "pgsound.cli", "spectrogram", "take.wav", "-o", "take.npy", *SMALL], 10_000, tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "pgsound spectrogram: error: take.npy: File too large\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.wav"]
+
+
+def test_save_npy_writes_the_data_before_its_settings(tmp_path):
+    from pgsound.spectrogram_files import SpectrogramFile, load_spectrogram, save_npy
+
+    config = small_config()
+    frames = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32)).astype(np.float32)
+    save_npy(tmp_path / "x.npy", SpectrogramFile(frames, config, samples=1984))
+    back = load_spectrogram(tmp_path / "x.npy")
+    assert np.array_equal(back.frames, frames) and back.samples == 1984
+    assert np.array_equal(np.load(tmp_path / "x.npy"), frames)  # a plain .npy file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json", "x.npy"]
+
+
+def test_a_read_only_output_folder_names_the_output_not_the_temporary_file(tmp_path, monkeypatch, capsys):
+    import pgsound.files
+
+    real_open = os.open
+
+    def read_only(path, flags, *mode):  # the kernel's answer in a read-only folder (root is never refused)
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *mode)
+
+    noise_wav(tmp_path / "take.wav", 1.0)
+    monkeypatch.setattr(pgsound.files.os, "open", read_only)
+    assert main(["spectrogram", str(tmp_path / "take.wav"), "-o", str(tmp_path / "take.png"), *SMALL]) == 1
+    assert capsys.readouterr().err == f"pgsound spectrogram: error: {tmp_path / 'take.png'}: Permission denied\n"
+
+
+# ---- prepared datasets: checksums ------------------------------------------------------------------------------------
+def damage_first_chunks(path: Path, out: Path, levels: tuple[str, ...]) -> Path:
+    """A copy of ``path`` with 4 kB of pixels changed in the first chunk of each of ``levels``."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        offsets = [(f[name].id.get_chunk_info(0).byte_offset, f[name].id.get_chunk_info(0).size) for name in levels]
+    data = bytearray(path.read_bytes())
+    for offset, size in offsets:
+        start = offset + size // 4
+        data[start : start + min(4096, size // 2)] = bytes(b ^ 0x5A for b in data[start : start + min(4096, size // 2)])
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_prepared_datasets_carry_fletcher32_checksums(tmp_path):
+    import h5py
+
+    from pgsound.datasets.prepare import prepare_audio, prepare_synthetic_shapes
+
+    shapes = prepare_synthetic_shapes(tmp_path / "shapes.h5", count=8, resolution=8)
+    (tmp_path / "takes").mkdir()
+    noise_wav(tmp_path / "takes" / "a.wav", 1.0)
+    audio, _ = prepare_audio(tmp_path / "audio.h5", tmp_path / "takes", small_config(), workers=1)
+    for dataset in (shapes, audio):
+        assert dataset.checksums and "Fletcher-32 checksums" in repr(dataset)
+        with h5py.File(dataset.path, "r") as f:
+            stored = [name for name, item in f.items() if isinstance(item, h5py.Dataset) and item.chunks]
+            assert stored and all(f[name].fletcher32 for name in stored)
+    # Why no lossy filter is used beside them: HDF5 refuses Fletcher-32 with scale-offset.
+    with h5py.File(tmp_path / "other.h5", "w") as f, pytest.raises(ValueError, match="(?i)fletcher32"):
+        f.create_dataset("x", shape=(4, 4), dtype=np.float32, chunks=(2, 2), fletcher32=True, scaleoffset=2)
+
+
+def test_damaged_pixels_are_one_line_naming_the_file_and_the_level(tmp_path, capsys):
+    from pgsound.datasets import DatasetError, open_dataset
+    from pgsound.datasets.prepare import prepare_synthetic_shapes
+
+    prepare_synthetic_shapes(tmp_path / "shapes.h5", count=64, resolution=8)
+    bad = damage_first_chunks(tmp_path / "shapes.h5", tmp_path / "bad.h5", ("data8x8",))
+    dataset = open_dataset(bad)  # uint8: nothing is read on opening
+    with pytest.raises(DatasetError) as raised:
+        dataset.verify()
+    assert str(raised.value).startswith(f"{bad}: data8x8 (pictures 0..63) is damaged: a chunk fails its "
+                                        f"Fletcher-32 checksum")
+    with pytest.raises(DatasetError, match=r"bad\.h5: data8x8 \(picture 3\) is damaged") as raised:
+        dataset.images(8, 8)[3]
+    assert "\n" not in str(raised.value)
+    assert open_dataset(tmp_path / "shapes.h5").verify() > 0
+    # Training on it stops with one line, before a run folder holds anything to resume.
+    assert main(["train", "--preset", "smoke", "--data", str(bad), "--out", str(tmp_path / "runs"),
+                 "--no-progress", "--kimg", "0.02"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"pgsound train: error: {bad}: data8x8 ") and error.count("\n") == 1, error
+
+
+def test_a_dataset_written_before_checksums_still_loads(tmp_path):
+    import h5py
+
+    from pgsound.datasets import open_dataset
+
+    with h5py.File(tmp_path / "old.h5", "w") as f:
+        for size in (1, 2, 4):
+            f.create_dataset(f"data{size}x{size}", data=np.full((3, 1, size, size), 128, np.uint8), chunks=True)
+    dataset = open_dataset(tmp_path / "old.h5")
+    assert not dataset.checksums and "no checksums" in repr(dataset)
+    assert dataset.verify() == 3 * (1 + 4 + 16)
+    assert np.asarray(dataset.images(4, 4)).shape == (3, 1, 4, 4) and len(dataset.images(4, 4)) == 3

@@ -9,6 +9,10 @@ written: they are written under a temporary name and renamed at the end, so an i
 leaves a file that looks complete. Files prepared from recordings also say where each picture came from: a
 ``recordings`` dataset (one JSON object per recording: its file and, for MAESTRO and NSynth, its catalogue
 entry) and a ``provenance`` dataset (per picture: the recording's index and the picture's start in seconds).
+
+Every dataset we write carries HDF5's Fletcher-32 checksum per chunk, so that pixels a bad disk or a broken copy
+changed are an error naming the file and the level when they are read (or by :meth:`PreparedDataset.verify`),
+never pictures that train without a word. Files written before (and NVIDIA's) have none, and still load.
 """
 
 from __future__ import annotations
@@ -35,6 +39,54 @@ DISK_MARGIN_BYTES = 4 * 2**20  # HDF5 needs room for its own bookkeeping beyond 
 
 class DatasetError(UserError):
     """A dataset file that is missing, incomplete or malformed; the message names the file."""
+
+
+def one_line(error: BaseException) -> str:
+    """An error's text on one line (HDF5's messages can span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+class CheckedLevel:
+    """An h5py dataset whose failed reads (a chunk that fails its checksum) are a one-line DatasetError.
+
+    Everything else (``shape``, ``dtype``, ``size``, ``chunks``, ...) is the h5py dataset's own.
+    """
+
+    def __init__(self, dataset: h5py.Dataset, path: Path) -> None:
+        self._dataset = dataset
+        self._path = path
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return self._dataset[key]
+        except OSError as error:
+            raise damaged(self._path, self._dataset, error, key) from None
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    def __iter__(self):
+        for index in range(len(self._dataset)):
+            yield self[index]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        array = self[()]
+        return array if dtype is None else array.astype(dtype)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dataset, name)
+
+
+def damaged(path: Path, dataset: h5py.Dataset, error: OSError, where: Any = None) -> DatasetError:
+    """The one line for a read of ``dataset`` that failed: a checksum that does not match is damage."""
+    name = dataset.name.lstrip("/")
+    place = (f" (pictures {where})" if isinstance(where, str) else
+             f" (picture {where})" if isinstance(where, (int, np.integer)) else "")
+    if dataset.fletcher32:
+        return DatasetError(f"{path}: {name}{place} is damaged: a chunk fails its Fletcher-32 checksum "
+                            f"(HDF5: {one_line(error)}); the file was changed on disk or in a copy: copy or "
+                            f"prepare it again")
+    return DatasetError(f"{path}: {name}{place} cannot be read (HDF5: {one_line(error)}); copy or prepare it again")
 
 
 def level_shapes(height: int, width: int) -> list[tuple[int, int]]:
@@ -97,13 +149,14 @@ class DatasetWriter:
         for h, w in self.shapes:
             self._file.create_dataset(
                 f"data{h}x{w}", shape=(0, self.channels, h, w), maxshape=(None, self.channels, h, w),
-                dtype=self.dtype, chunks=(self._chunk_images(h, w), self.channels, h, w),
+                dtype=self.dtype, chunks=(self._chunk_images(h, w), self.channels, h, w), fletcher32=True,
             )
         if self.with_labels:
-            self._file.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+            self._file.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,),
+                                      fletcher32=True)
         if self.with_provenance:
             self._file.create_dataset("provenance", shape=(0,), maxshape=(None,), dtype=PROVENANCE_DTYPE,
-                                      chunks=(4096,))
+                                      chunks=(4096,), fletcher32=True)
         self._file.attrs["format"] = FORMAT
         self._file.attrs["complete"] = False
         return self
@@ -128,7 +181,7 @@ class DatasetWriter:
             try:
                 self._file.flush()
             except OSError as error:
-                raise DatasetError(f"cannot write {self.tmp_path} (for {self.path}): {error}") from None
+                raise DatasetError(f"cannot write {self.tmp_path} (for {self.path}): {one_line(error)}") from None
         folder = self.tmp_path.parent
         needed = images * self.bytes_per_image() + DISK_MARGIN_BYTES
         free = shutil.disk_usage(folder).free
@@ -173,7 +226,8 @@ class DatasetWriter:
                 self._file["provenance"].resize(self.count + n, axis=0)
                 self._file["provenance"][self.count :] = np.asarray(provenance, dtype=PROVENANCE_DTYPE)
         except OSError as error:
-            raise DatasetError(f"cannot write {self.tmp_path} (for {self.path}): {error}; nothing was kept") from None
+            raise DatasetError(f"cannot write {self.tmp_path} (for {self.path}): {one_line(error)}; nothing was "
+                               f"kept") from None
         self.count += n
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -195,7 +249,7 @@ class DatasetWriter:
                     os.replace(self.tmp_path, self.path)
                     replaced = True
                 except OSError as error:
-                    raise DatasetError(f"cannot finish {self.tmp_path} (for {self.path}): {error}; "
+                    raise DatasetError(f"cannot finish {self.tmp_path} (for {self.path}): {one_line(error)}; "
                                        f"nothing was kept") from None
         finally:
             if self._file.id.valid:
@@ -221,15 +275,15 @@ class PreparedDataset:
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as error:
-            raise DatasetError(f"{self.path} is not a readable HDF5 dataset: {error}") from None
+            raise DatasetError(f"{self.path} is not a readable HDF5 dataset: {one_line(error)}") from None
         attrs = self._file.attrs
         if attrs.get("format") == FORMAT and not attrs.get("complete", False):
             raise DatasetError(f"{self.path} is incomplete: its preparation was interrupted; prepare it again")
-        self.levels: dict[tuple[int, int], h5py.Dataset] = {}
+        self.levels: dict[tuple[int, int], CheckedLevel] = {}
         for name, item in self._file.items():
             match = LEVEL_NAME.match(name)
             if match and isinstance(item, h5py.Dataset):
-                self.levels[(int(match.group(1)), int(match.group(2)))] = item
+                self.levels[(int(match.group(1)), int(match.group(2)))] = CheckedLevel(item, self.path)
         if not self.levels:
             raise DatasetError(f"{self.path} holds no data{{h}}x{{w}} datasets: not a prepared dataset")
         self.resolution = max(self.levels, key=lambda s: s[0] * s[1])
@@ -250,7 +304,7 @@ class PreparedDataset:
         if "num_labels" in self.metadata:
             self.num_labels = int(self.metadata["num_labels"])
 
-    def _check_value_range(self, full: h5py.Dataset) -> None:
+    def _check_value_range(self, full: CheckedLevel) -> None:
         """Float pictures must already be in [-1, 1] (uint8 ones are mapped): a few are read to check.
 
         Float data in [0, 255] or [0, 1] would train without complaint and teach G the wrong range.
@@ -266,7 +320,7 @@ class PreparedDataset:
 
     def _read_labels(self) -> np.ndarray | None:
         if "labels" in self._file:
-            labels = np.asarray(self._file["labels"][:], dtype=np.int64)
+            labels = np.asarray(CheckedLevel(self._file["labels"], self.path)[:], dtype=np.int64)
         else:
             beside = self.path.with_name(f"{self.path.stem}-labels.npy")
             if not beside.exists():
@@ -295,7 +349,7 @@ class PreparedDataset:
             raise DatasetError(f"{self.path} records no provenance (it was not prepared from recordings)")
         if not 0 <= index < self.count:
             raise IndexError(f"picture {index} is outside 0..{self.count - 1}")
-        row = self._file["provenance"][index]
+        row = CheckedLevel(self._file["provenance"], self.path)[index]
         return self.recordings[int(row["recording"])], float(row["start_seconds"])
 
     def label_counts(self) -> np.ndarray:
@@ -304,7 +358,30 @@ class PreparedDataset:
             return np.zeros(0, dtype=np.int64)
         return np.bincount(self.labels, minlength=self.num_labels)
 
-    def images(self, height: int, width: int) -> h5py.Dataset:
+    @property
+    def checksums(self) -> bool:
+        """Whether every level carries Fletcher-32 checksums (files written before them, and NVIDIA's, do not)."""
+        return all(level.fletcher32 for level in self.levels.values())
+
+    def verify(self) -> int:
+        """Read every chunk of every dataset in the file; a damaged one is a DatasetError naming its level.
+
+        Returns the bytes read. Only files with checksums (:attr:`checksums`) can tell damaged pixels from
+        good ones; in others only what HDF5 itself cannot read is found.
+        """
+        total = 0
+        for item in self._file.values():
+            if not isinstance(item, h5py.Dataset) or not item.shape:
+                continue
+            step = item.chunks[0] if item.chunks else max(1, len(item))
+            for start in range(0, len(item), step):
+                try:
+                    total += item[start : start + step].nbytes
+                except OSError as error:
+                    raise damaged(self.path, item, error, f"{start}..{min(start + step, len(item)) - 1}") from None
+        return total
+
+    def images(self, height: int, width: int) -> CheckedLevel:
         if (height, width) not in self.levels:
             have = ", ".join(f"{h}x{w}" for h, w in sorted(self.levels))
             raise DatasetError(f"{self.path} has no {height}x{width} level (it has {have})")
@@ -322,7 +399,8 @@ class PreparedDataset:
     def __repr__(self) -> str:
         h, w = self.resolution
         return (f"PreparedDataset({str(self.path)!r}, {self.count} images, {self.channels}x{h}x{w}, "
-                f"{self.dtype.name}, {len(self.levels)} levels, {self.num_labels} labels)")
+                f"{self.dtype.name}, {len(self.levels)} levels, {self.num_labels} labels, "
+                f"{'Fletcher-32 checksums' if self.checksums else 'no checksums'})")
 
 
 def open_dataset(path: str | Path) -> PreparedDataset:

@@ -366,7 +366,8 @@ def prepare_audio(
     config = config or SpectrogramConfig()
     root = Path(folder).resolve()
     files = find_audio_files(folder)
-    recordings = [Recording(f, entry={"file": str(f.resolve().relative_to(root))}) for f in files]
+    # Named by the path inside the folder, not the resolved one: a symbolic link may lead outside it.
+    recordings = [Recording(f, entry={"file": str(f.relative_to(folder))}) for f in files]
     metadata = {"source": str(root), **spectrogram_metadata(config, representation)}
     writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, metadata, with_provenance=True)
     with writer:
