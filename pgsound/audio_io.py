@@ -26,11 +26,26 @@ class AudioError(UserError):
     """A recording that cannot be used; the message names the file and the reason."""
 
 
+BLOCK_FRAMES = 2**20  # frames read at a time: a long multichannel file is mixed down block by block
+
+
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    """Mono samples, read and mixed down a block at a time: a 3-hour stereo file at 48 kHz never sits in memory
+    with both channels (4 GB as float32), only as the mono mix."""
     import soundfile as sf
 
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    return data.mean(axis=1), int(rate)
+    with sf.SoundFile(str(path)) as file:
+        rate, expected = int(file.samplerate), max(int(file.frames), 0)
+        mono = np.empty(expected, dtype=np.float32)
+        filled, extra = 0, []
+        for block in file.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
+            mixed = block.mean(axis=1)
+            fits = min(len(mixed), expected - filled)
+            mono[filled : filled + fits] = mixed[:fits]
+            filled += fits
+            if fits < len(mixed):  # a header that undercounts its frames
+                extra.append(mixed[fits:])
+    return (np.concatenate([mono[:filled], *extra]) if extra else mono[:filled]), rate
 
 
 def _read_librosa(path: Path) -> tuple[np.ndarray, int]:

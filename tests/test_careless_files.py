@@ -382,3 +382,63 @@ def test_a_dataset_written_before_checksums_still_loads(tmp_path):
     assert not dataset.checksums and "no checksums" in repr(dataset)
     assert dataset.verify() == 3 * (1 + 4 + 16)
     assert np.asarray(dataset.images(4, 4)).shape == (3, 1, 4, 4) and len(dataset.images(4, 4)) == 3
+
+
+# ---- long recordings in bounded memory ------------------------------------------------------------------------------
+@pytest.mark.parametrize("representation", ["magnitude", "mag-if"])
+def test_long_recordings_are_analysed_window_by_window_into_the_same_pictures(tmp_path, monkeypatch,
+                                                                              representation):
+    import pgsound.datasets.prepare as prepare
+    from pgsound.audio_io import load_audio
+    from pgsound.representations import encode
+    from pgsound.spectrogram import split_audio
+
+    config = small_config()
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    noise_wav(folder / "long.wav", 10.6 * config.segment_seconds, seed=1)  # 10 windows and a padded 11th
+    noise_wav(folder / "short.wav", 3.2 * config.segment_seconds, seed=2)  # 3 windows: in memory, in steps
+    monkeypatch.setattr(prepare, "PICTURES_PER_STEP", 2)
+    monkeypatch.setattr(prepare, "PICTURES_IN_MEMORY", 4)  # the long one goes through a scratch file
+    batches = []
+
+    def encode_counted(pieces, *args):
+        batches.append(len(pieces))
+        return encode(pieces, *args)
+
+    monkeypatch.setattr(prepare, "encode", encode_counted)
+    dataset, report = prepare.prepare_audio(tmp_path / "out.h5", folder, config, dtype="float32", workers=1,
+                                            representation=representation)
+    whole = [encode(split_audio(load_audio(folder / name), config), config, representation)
+             for name in ("long.wav", "short.wav")]
+    assert [len(w) for w in whole] == [11, 3] and batches == [2, 2, 2, 2, 2, 1, 2, 1]  # never all at once
+    assert np.array_equal(dataset.images(32, 32)[:], np.concatenate(whole))  # bit for bit
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5", "takes"]  # no scratch file left
+    starts = [dataset.provenance(i)[1] for i in range(dataset.count)]
+    assert starts[:11] == pytest.approx(np.arange(11) * config.segment_seconds) and starts[11] == 0.0
+
+
+def test_a_multichannel_file_is_read_block_by_block_into_the_same_mix(tmp_path, monkeypatch):
+    from pgsound import audio_io
+
+    stereo = np.random.default_rng(0).uniform(-0.5, 0.5, (40_000, 2)).astype(np.float32)
+    sf.write(tmp_path / "stereo.flac", stereo, 16000, subtype="PCM_24")
+    whole = sf.read(tmp_path / "stereo.flac", dtype="float32", always_2d=True)[0].mean(axis=1)
+    monkeypatch.setattr(audio_io, "BLOCK_FRAMES", 4096)
+    mono, rate = audio_io._read_soundfile(tmp_path / "stereo.flac")
+    assert rate == 16000 and mono.dtype == np.float32 and np.array_equal(mono, whole)
+
+
+# ---- a recording's tail ---------------------------------------------------------------------------------------------
+def test_prepare_audio_reports_the_tail_no_picture_covers(tmp_path):
+    from pgsound.datasets.prepare import prepare_audio
+
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    noise_wav(folder / "six.wav", 6.0)  # one 4.088 s window; the 1.912 s left is less than half a window
+    dataset, report = prepare_audio(tmp_path / "out.h5", folder, workers=1)
+    assert dataset.count == 1
+    ((name, seconds),) = report.left_out
+    assert name.endswith("six.wav") and seconds == pytest.approx(6.0 - 65408 / 16000)
+    assert "left out: 1.9 s of audio that no picture covers, in 1 file(s)" in report.summary()
+    assert dataset.metadata["seconds_left_out"] == pytest.approx(1.912)

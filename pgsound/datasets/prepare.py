@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -44,9 +45,14 @@ class PreparationReport:
     images: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    left_out: list[tuple[str, float]] = field(default_factory=list)  # (file, seconds no picture covers)
 
     def summary(self) -> str:
         lines = [f"{self.path}: {self.images} pictures from {self.files_used} files in {self.seconds:.1f} s"]
+        if self.left_out:
+            total = sum(seconds for _, seconds in self.left_out)
+            lines.append(f"left out: {total:.1f} s of audio that no picture covers, in {len(self.left_out)} file(s) "
+                         f"(a last piece shorter than the framing keeps, or the end of each crop part)")
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} file(s):")
             lines += [f"  {name}: {reason}" for name, reason in self.skipped]
@@ -246,20 +252,89 @@ def _watch_parent(parent: int, interval: float = 0.5) -> None:
     os._exit(1)
 
 
+# A recording of more pictures than this is analysed and handed over in steps of this many: a 3-hour file
+# would need 5.5 GB for one STFT of all its windows at the reference geometry.
+PICTURES_PER_STEP = 64
+# A recording of more pictures than this goes from the worker to the writer through a scratch file beside the
+# output, not through memory (and a pipe): its pictures alone would fill a small machine.
+PICTURES_IN_MEMORY = 512
+
+
+def piece_count(samples: int, config: SpectrogramConfig) -> int:
+    """How many pictures :func:`pgsound.spectrogram.split_audio` cuts ``samples`` samples into."""
+    length = config.segment_length if config.framing == "consecutive" else config.part_samples
+    count, rest = divmod(samples, length)
+    tail = config.framing == "consecutive" and rest > 0 and rest >= config.min_last_fraction * length
+    return count + int(tail)
+
+
+def covered_samples(samples: int, pictures: int, config: SpectrogramConfig) -> int:
+    """Samples of a recording that its ``pictures`` show (the rest is left out by the framing)."""
+    if config.framing == "consecutive":
+        return min(samples, pictures * config.segment_length)
+    return pictures * config.segment_length  # each crop part shows its first segment_length samples
+
+
+def encode_in_steps(
+    audio: np.ndarray, config: SpectrogramConfig, representation: str, out: np.ndarray, step: int | None = None
+) -> np.ndarray:
+    """The pictures of ``audio`` into ``out`` (N, C, H, W), ``step`` windows at a time (bounded memory).
+
+    The same pictures as ``encode(split_audio(audio, config), ...)``: each window is transformed on its own,
+    so cutting the recording at window boundaries changes nothing.
+    """
+    step = step or PICTURES_PER_STEP
+    length = config.segment_length if config.framing == "consecutive" else config.part_samples
+    for start in range(0, len(out), step):
+        stop = min(start + step, len(out))
+        part = audio[start * length : stop * length if stop < len(out) else None]
+        out[start:stop] = encode(split_audio(part, config)[: stop - start], config, representation)
+    return out
+
+
 def _audio_file_to_frames(
-    path: str, settings: dict[str, Any], dtype: str, representation: str, first_only: bool
-) -> tuple[str, np.ndarray | None, str]:
-    """Worker: one file to pictures (N, C, n_bins, n_frames), or the reason it cannot be used."""
+    path: str, settings: dict[str, Any], dtype: str, representation: str, first_only: bool, scratch: str
+) -> tuple[str, np.ndarray | str | None, str, float]:
+    """Worker: one file to pictures (N, C, n_bins, n_frames), or the reason it cannot be used.
+
+    Returns the file, its pictures (in memory, or for a long recording the path of a scratch ``.npy`` file in
+    ``scratch`` that the caller removes), the reason it was skipped, and the seconds no picture covers.
+    """
     import torch
 
     torch.set_num_threads(1)  # one process per core already
     config = SpectrogramConfig.from_dict(settings)
     try:
-        pieces = split_audio(load_audio(path, config.sample_rate), config)
-        frames = encode(pieces[:1] if first_only else pieces, config, representation)
+        audio = load_audio(path, config.sample_rate)
+        count = 1 if first_only else piece_count(audio.size, config)
+        if count == 0:
+            split_audio(audio, config)  # raises: too short for one piece, with both lengths
+        shape = (count, channels_of(representation), *config.shape)
+        if count <= PICTURES_IN_MEMORY:
+            frames = encode_in_steps(audio, config, representation, np.empty(shape, dtype=dtype))
+        else:
+            frames = _encode_to_scratch(audio, config, representation, shape, dtype, scratch)
     except (AudioError, ValueError) as error:
-        return path, None, str(error)
-    return path, frames.astype(dtype), ""
+        return path, None, str(error), 0.0
+    left_out = 0.0 if first_only else (audio.size - covered_samples(audio.size, count, config)) / config.sample_rate
+    return path, frames, "", left_out
+
+
+def _encode_to_scratch(
+    audio: np.ndarray, config: SpectrogramConfig, representation: str, shape: tuple[int, ...], dtype: str,
+    scratch: str,
+) -> str:
+    """A long recording's pictures into a hidden ``.npy`` file in ``scratch``; returns its path."""
+    with tempfile.NamedTemporaryFile(dir=scratch, prefix=".pictures-", suffix=".npy", delete=False) as file:
+        name = file.name
+    try:
+        frames = np.lib.format.open_memmap(name, "w+", dtype=dtype, shape=shape)
+        encode_in_steps(audio, config, representation, frames).flush()
+        del frames
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return name
 
 
 def piece_seconds(config: SpectrogramConfig) -> float:
@@ -271,12 +346,17 @@ def piece_seconds(config: SpectrogramConfig) -> float:
 def add_recording(
     writer: DatasetWriter, entry: dict[str, Any], frames: np.ndarray, step: float, labels: np.ndarray | None = None
 ) -> None:
-    """Write one recording's pictures, consecutive and ``step`` seconds apart, with their provenance."""
+    """Write one recording's pictures, consecutive and ``step`` seconds apart, with their provenance.
+
+    In parts of :data:`PICTURES_PER_STEP` pictures: ``frames`` may be a memory-mapped file larger than memory.
+    """
     provenance = np.zeros(len(frames), dtype=PROVENANCE_DTYPE)
     provenance["recording"] = len(writer.recordings)
     provenance["start_seconds"] = np.arange(len(frames)) * step
     writer.recordings.append(entry)
-    writer.add(frames, labels, provenance)
+    for start in range(0, len(frames), PICTURES_PER_STEP):
+        part = slice(start, start + PICTURES_PER_STEP)
+        writer.add(np.asarray(frames[part]), None if labels is None else labels[part], provenance[part])
 
 
 def write_recordings(
@@ -301,6 +381,7 @@ def write_recordings(
     started = time.perf_counter()
     report = PreparationReport(writer.path)
     settings, dtype = config.to_dict(), np.dtype(writer.dtype).name
+    scratch = str(writer.tmp_path.parent)  # long recordings' pictures wait on the output's disk, not in memory
     step = piece_seconds(config)
     workers = max(1, min(workers or os.cpu_count() or 1, len(recordings)))
     with tqdm(total=len(recordings), unit="file", disable=not progress, desc=description) as bar:
@@ -314,7 +395,7 @@ def write_recordings(
                 recording = next(queue, None)
                 if recording is None:
                     return
-                job = (str(recording.path), settings, dtype, representation, first_only)
+                job = (str(recording.path), settings, dtype, representation, first_only, scratch)
                 pending.append((recording, pool.submit(_audio_file_to_frames, *job) if pool is not None
                                 else _audio_file_to_frames(*job)))
 
@@ -322,26 +403,56 @@ def write_recordings(
                 submit()
             while pending:
                 recording, item = pending.popleft()
-                name, frames, reason = item.result() if isinstance(item, Future) else item
+                name, frames, reason, left_out = item.result() if isinstance(item, Future) else item
                 submit()
                 bar.update(1)
                 if frames is None:
                     report.skipped.append((name, reason))
                     continue
-                n = len(frames)
-                labels = None if recording.label is None else np.full(n, recording.label, dtype=np.int64)
-                add_recording(writer, recording.entry or {"file": name}, frames, step, labels)
+                n = _add_worker_frames(writer, recording, name, frames, step)
                 report.files_used += 1
                 report.images += n
+                if left_out > 0:
+                    report.left_out.append((name, left_out))
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+            for _, item in pending:  # long recordings analysed before an error ended the preparation
+                _remove_scratch(item)
     if report.images == 0:
         raise UserError(f"no usable audio for {writer.path}:\n" + report.summary())
     writer.metadata["files"] = report.files_used
     writer.metadata["skipped"] = [f"{name}: {reason}" for name, reason in report.skipped]
+    writer.metadata["seconds_left_out"] = round(sum(seconds for _, seconds in report.left_out), 3)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _remove_scratch(item: Future | tuple) -> None:
+    """Remove the scratch file of a worker's result that will not be written (the preparation failed)."""
+    if isinstance(item, Future):
+        if not item.done() or item.cancelled() or item.exception() is not None:
+            return
+        item = item.result()
+    if isinstance(item[1], str):
+        Path(item[1]).unlink(missing_ok=True)
+
+
+def _add_worker_frames(
+    writer: DatasetWriter, recording: Recording, name: str, frames: np.ndarray | str, step: float
+) -> int:
+    """Write what a worker made of one recording (pictures, or a scratch file it removes); returns the count."""
+    scratch_file = frames if isinstance(frames, str) else None
+    try:
+        pictures = np.load(scratch_file, mmap_mode="r") if scratch_file else frames
+        n = len(pictures)
+        labels = None if recording.label is None else np.full(n, recording.label, dtype=np.int64)
+        add_recording(writer, recording.entry or {"file": name}, pictures, step, labels)
+        del pictures
+    finally:
+        if scratch_file:
+            Path(scratch_file).unlink(missing_ok=True)
+    return n
 
 
 def prepare_audio(
