@@ -442,3 +442,19 @@ def test_prepare_audio_reports_the_tail_no_picture_covers(tmp_path):
     assert name.endswith("six.wav") and seconds == pytest.approx(6.0 - 65408 / 16000)
     assert "left out: 1.9 s of audio that no picture covers, in 1 file(s)" in report.summary()
     assert dataset.metadata["seconds_left_out"] == pytest.approx(1.912)
+
+
+def test_no_room_for_a_long_recordings_scratch_file_skips_it_with_the_reason(tmp_path):
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    noise_wav(folder / "long.wav", 10.6 * small_config().segment_seconds)  # 11 pictures: 45 kB of float32
+    code = ("import pgsound.datasets.prepare as p\nfrom pgsound.spectrogram import SpectrogramConfig\n"
+            "p.PICTURES_IN_MEMORY = 4\n"
+            "try:\n    p.prepare_audio('out.h5', 'takes', SpectrogramConfig(n_fft=64, hop_length=32, n_bins=32, "
+            "n_frames=32), dtype='float32', workers=1)\n"
+            "except ValueError as error:\n    print(error)\n")
+    done = run_limited(["-c", code], 20_000, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "no usable audio for out.h5" in done.stdout
+    assert "long.wav: no room in . for its 11 pictures (0 MiB, held there until they are written): " in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["takes"]

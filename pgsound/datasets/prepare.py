@@ -329,8 +329,16 @@ def _encode_to_scratch(
         name = file.name
     try:
         frames = np.lib.format.open_memmap(name, "w+", dtype=dtype, shape=shape)
+        if hasattr(os, "posix_fallocate"):  # a full disk under a memory map is a SIGBUS; here it is an OSError
+            with open(name, "rb+") as handle:
+                os.posix_fallocate(handle.fileno(), 0, os.path.getsize(name))
         encode_in_steps(audio, config, representation, frames).flush()
         del frames
+    except OSError as error:
+        Path(name).unlink(missing_ok=True)
+        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        raise UserError(f"no room in {scratch} for its {shape[0]} pictures ({size / 2**20:.0f} MiB, held there "
+                        f"until they are written): {error.strerror or error}") from None
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
