@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from pgsound import pretrained
+from pgsound.commands.prepare import regenerate_pretrained_data
 
 
 def main(argv: list[str]) -> int:
@@ -25,7 +26,7 @@ def main(argv: list[str]) -> int:
     for name in args.names:
         data = args.data_folder / f"{name}-data.h5"
         if not data.exists():
-            pretrained.regenerate_data(name, data)
+            regenerate_pretrained_data(name, data)
         started = time.perf_counter()
         metrics = pretrained.remeasure(name, data)
         shown = ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if "notes" in k or k == "swd_avg")

@@ -7,45 +7,43 @@ that runs the command. Heavy imports happen inside those functions so that ``pgs
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Sequence
 
-from pgsound.errors import UserError
+from pgsound.commands import evaluate, generate, info, preflight, prepare, sound, train
+from pgsound.commands.options import OneLineParser
+from pgsound.errors import CommandError, UserError
+from pgsound.profile import current_profile, use_pretrained
+
+__all__ = ["CommandError", "build_parser", "main"]
 
 # The order here is the order of ``pgsound --help``: the path of the data through the package.
-COMMAND_MODULES: tuple[str, ...] = (
-    "pgsound.commands.info",
-    "pgsound.commands.sound",
-    "pgsound.commands.prepare",
-    "pgsound.commands.preflight",
-    "pgsound.commands.train",
-    "pgsound.commands.generate",
-    "pgsound.commands.evaluate",
-)
-
-
-class CommandError(UserError):
-    """A mistake in a command's arguments: printed as ``pgsound COMMAND: error: ...``, exit status 2."""
+COMMAND_MODULES = (info, sound, prepare, preflight, train, generate, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="pgsound",
         description="Progressive Growing of GANs for sound: prepare data, train, generate, evaluate.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a mistake in the arguments that the parser reported in one line
+        return int(stop.code or 0)
+    try:
+        # The book's profile variable: the commands do not read it, but a typo there is a typo everywhere.
+        current_profile()
+        use_pretrained()
         status = args.func(args)
     except UserError as error:  # the user's mistake: one line; anything else is a bug and keeps its traceback
         print(f"pgsound {args.command}: error: {error}", file=sys.stderr)

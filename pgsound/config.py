@@ -158,7 +158,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
-        check_range("seed", self.seed, minimum=0)
+        check_range("seed", self.seed, minimum=0, maximum=2**32 - 1)
         if self.latent_size is not None:
             check_range("latent_size", self.latent_size, minimum=1)
         for side in self.base_shape:
@@ -180,9 +180,9 @@ class TrainConfig:
         check_range("keep_checkpoints", self.keep_checkpoints, minimum=1)
         check_range("milestone_every_kimg", self.milestone_every_kimg, minimum=0.0)
         check_range("metrics_every_ticks", self.metrics_every_ticks, minimum=0)
-        check_range("metrics_images", self.metrics_images, minimum=2)
+        check_range("metrics_images", self.metrics_images, minimum=2, maximum=1 << 20)
         for side in self.sample_grid:
-            check_range("sample_grid", side, minimum=1)
+            check_range("sample_grid", side, minimum=1, maximum=64)
         if self.metrics and not self.metrics_every_ticks:
             raise UserError(
                 f"metrics {self.metrics} are never computed with metrics_every_ticks=0: set metrics_every_ticks "

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pgsound.errors import UserError
+
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -21,6 +23,30 @@ _M_MMAP_THRESHOLD = -3
 def default_device() -> torch.device:
     """CUDA when a GPU is present, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def parse_device(text: str) -> torch.device:
+    """The torch device that ``text`` names, if this machine has it; else a :class:`UserError` saying why.
+
+    Accepts ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` (what ``--device`` takes everywhere).
+    """
+    kind, _, index = text.strip().lower().partition(":")
+    if kind not in DEVICE_TYPES or (index and not index.isdigit()) or (index and kind != "cuda"):
+        raise UserError(f"device {text!r} is not one of cpu, cuda, cuda:N or mps")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device {text!r}: this machine has no CUDA GPU that torch {torch.__version__} can use; "
+                            f"use --device cpu")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise UserError(f"device {text!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    if kind == "mps" and not (torch.backends.mps.is_available()):
+        raise UserError(f"device {text!r}: this machine has no Apple GPU that torch {torch.__version__} can use; "
+                        f"use --device cpu")
+    return torch.device(f"{kind}:{index}" if index else kind)
 
 
 def seed_everything(seed: int) -> torch.Generator:

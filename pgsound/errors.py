@@ -15,3 +15,7 @@ class UserError(ValueError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file or folder the user named does not exist (or holds nothing usable)."""
+
+
+class CommandError(UserError):
+    """A mistake in a command's arguments: printed as ``pgsound COMMAND: error: ...``, exit status 2."""

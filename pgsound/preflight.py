@@ -31,6 +31,7 @@ from pgsound.checkpoint import save_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.device import configure_process, default_device, describe_device
 from pgsound.errors import UserError
+from pgsound.memory import format_bytes
 from pgsound.networks import count_levels, num_features
 from pgsound.plan import check_run
 from pgsound.schedule import kimg_to_reach, level_resolution, level_start_kimg, phase_at
@@ -127,15 +128,6 @@ class PreflightReport:
 def format_number(x: float) -> str:
     """Three significant digits, without an exponent: 0.00123, 45.6, 1,270."""
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
-
-
-def format_bytes(n: int) -> str:
-    if n <= 0:
-        return "-"
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n} B"
 
 
 # ---------------------------------------------------------------------- the schedule as phases

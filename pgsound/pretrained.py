@@ -112,17 +112,3 @@ def remeasure(name: str, data: str | Path, folder: Path = FOLDER) -> dict[str, A
     with atomic_write(Path(folder) / f"{name}.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
     return measured["metrics"]
-
-
-def regenerate_data(name: str, out: str | Path, folder: Path = FOLDER) -> Path:
-    """Run the manifest's ``pgsound prepare`` command(s) to write the run's real data to ``out``.
-
-    The embedded synthetic datasets are seeded, so this is the data the run was trained and measured on.
-    """
-    from pgsound.cli import main  # the command line, as the manifest records it
-
-    out = Path(out)
-    for command in commands(manifest(name, folder), out):
-        if command[0] == "prepare" and main(command) != 0:
-            raise UserError(f"regenerating the data of {name!r} failed: pgsound {shlex.join(command)}")
-    return out

@@ -58,7 +58,9 @@ def check_range(
     name: str, value: float, minimum: float | None = None, maximum: float | None = None,
     inclusive: bool = True, inclusive_max: bool = True,
 ) -> None:
-    """Raise ``ValueError`` naming ``name`` when ``value`` lies outside [minimum, maximum] (or the open ends)."""
+    """Raise ``ValueError`` naming ``name`` when ``value`` is not finite or lies outside [minimum, maximum]."""
+    if not math.isfinite(value):  # NaN passes every comparison below; inf is a typo, not a schedule
+        raise UserError(f"{name} must be a finite number, got {value}")
     low_ok = minimum is None or (value >= minimum if inclusive else value > minimum)
     high_ok = maximum is None or (value <= maximum if inclusive_max else value < maximum)
     if low_ok and high_ok:

@@ -15,7 +15,8 @@ Two ways to cut a recording into pictures (``framing``):
 
 The normalisation is fixed and invertible: magnitudes in dB, clipped to ``[floor_db, floor_db + range_db]`` and
 mapped linearly to ``[-1, 1]``. A magnitude of 1 is 0 dB; the largest magnitude a signal within [-1, 1] can
-reach is the window's sum (512 for the reference Hann window, 54.2 dB).
+reach is the window's sum (512 for the reference Hann window, 54.2 dB: a constant signal at 1); a full-scale sine
+peaks at half of it (256, 48.2 dB).
 """
 
 from __future__ import annotations

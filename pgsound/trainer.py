@@ -37,6 +37,7 @@ from pgsound.evaluate import evaluate_generator
 from pgsound.files import append_whole
 from pgsound.generate import sample
 from pgsound.loss import discriminator_loss, generator_loss
+from pgsound.memory import check_fits
 from pgsound.networks import Alpha
 from pgsound.plan import check_run
 from pgsound.runlog import RunLog
@@ -144,6 +145,7 @@ def new_state(
     group = group or ProcessGroup()
     device = torch.device(device) if device is not None else default_device()
     check_run(config, tuple(dataset.resolution), dataset.channels, dataset.num_labels, group.world_size)
+    check_fits(config, dataset, device, group.world_size)  # a step that cannot fit, refused before allocating
     # The initial weights come from the config's seed, without touching the process's generator.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)

@@ -9,6 +9,7 @@ import torch
 
 from pgsound import pretrained
 from pgsound.cli import main
+from pgsound.commands.prepare import regenerate_pretrained_data
 from pgsound.errors import UserError
 
 pytestmark = pytest.mark.slow
@@ -75,7 +76,7 @@ def test_a_shipped_run_measures_what_its_manifest_says(name, tmp_path):
     from pgsound.evaluate import evaluate_run
 
     record = pretrained.manifest(name)
-    data = pretrained.regenerate_data(name, tmp_path / "data.h5")
+    data = regenerate_pretrained_data(name, tmp_path / "data.h5")
     measured = evaluate_run(pretrained.path(name), data=data, n=record["evaluation"]["n"],
                             seed=record["evaluation"]["seed"], device="cpu",
                             metrics=pretrained.metric_names(data, record["evaluation"]["n"]))["metrics"]

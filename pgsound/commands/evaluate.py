@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from pgsound.commands.options import add_run_options, pretrained_or_run
+from pgsound.commands.options import add_device_option, add_run_options, add_seed_option, integer, pretrained_or_run
 from pgsound.errors import UserError
 
 
@@ -18,14 +19,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_run_options(parser, "a run shipped with the package instead of RUN; its data is regenerated from the "
                     "manifest's recipe unless --data is given")
     parser.add_argument("--data", help="prepared dataset (default: the one the run was trained on)")
-    parser.add_argument("--n", type=int, default=4096, help="images per side (default 4096; the paper used 16384)")
+    parser.add_argument("--n", type=integer(2, 1 << 20), default=4096,
+                        help="images per side (default 4096; the paper used 16384)")
     parser.add_argument("--metrics", nargs="+", help="which metrics: swd, ms_ssim, ndb, audio, notes (default: all "
                         "that apply to the data except notes, which decodes every picture to sound)")
-    parser.add_argument("--ndb-bins", type=int, help="NDB's number of bins (default: one per 10 reals, at most "
+    parser.add_argument("--ndb-bins", type=integer(2, 1 << 16),
+                        help="NDB's number of bins (default: one per 10 reals, at most "
                         "100; GANSynth used 50)")
-    parser.add_argument("--seed", type=int, default=0)
+    add_seed_option(parser)
     parser.add_argument("--json", dest="json_path", help="where to write the JSON result")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when present)")
+    add_device_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -33,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from pgsound import pretrained
-    from pgsound.cli import CommandError
+    from pgsound.commands.prepare import regenerate_pretrained_data
+    from pgsound.errors import CommandError
     from pgsound.evaluate import evaluate_run
     from pgsound.files import atomic_write, check_writable
 
@@ -47,9 +50,11 @@ def run(args: argparse.Namespace) -> int:
     run, data = pretrained_or_run(args), args.data
     if args.pretrained and data is None:
         data = Path(f"{args.pretrained}-data.h5")
-        if not data.exists():
+        if data.exists():
+            check_recipe_data(args.pretrained, run, data)
+        else:
             print(f"regenerating the data of {args.pretrained} from its manifest into {data}")
-            pretrained.regenerate_data(args.pretrained, data)
+            regenerate_pretrained_data(args.pretrained, data)
     result = evaluate_run(run, data=data, n=args.n, metrics=args.metrics, seed=args.seed,
                           device=args.device, options={"ndb": {"num_bins": args.ndb_bins}} if args.ndb_bins else None)
     if not result["metrics"]:
@@ -65,3 +70,24 @@ def run(args: argparse.Namespace) -> int:
         temp.write_text(json.dumps(result, indent=2, default=str))
     print(f"written {path}")
     return 0
+
+
+def check_recipe_data(name: str, checkpoint: str, data: Path) -> None:
+    """Refuse a ``NAME-data.h5`` found in this folder that is not the data the shipped run ``name`` was made on.
+
+    Its metadata (source, seed, geometry, count) must be the recipe's; measuring against other data would print
+    other figures than the manifest's without a word.
+    """
+    from pgsound.checkpoint import load_checkpoint
+    from pgsound.datasets import open_dataset
+    from pgsound.runs import DataSpec
+
+    saved = DataSpec.from_dict(load_checkpoint(checkpoint, needs=("data",))["data"])
+    found = DataSpec.of(open_dataset(data))
+    differs = [key for key in ("resolution", "channels", "num_labels", "metadata")
+               if getattr(saved, key) != getattr(found, key)]
+    if differs:
+        raise UserError(
+            f"{data} is not the data {name} was made on (its {', '.join(differs)} differ): rename or remove it and "
+            f"pgsound regenerates the recipe's data, or pass --data {data} to measure on it on purpose"
+        )

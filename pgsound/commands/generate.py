@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pgsound.commands.options import add_run_options, pretrained_or_run
+from pgsound.commands.options import add_device_option, add_run_options, add_seed_option, integer, pretrained_or_run
 from pgsound.errors import UserError
 
 
@@ -16,14 +16,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "interpolation (a strip PNG, and a WAV for spectrogram runs).",
     )
     add_run_options(parser, "a run shipped with the package instead of RUN (pgsound info lists them)")
-    parser.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
+    parser.add_argument("--n", type=integer(1, 100_000), default=16, help="number of samples (default 16)")
+    add_seed_option(parser, "seed of the latents (default 0)")
     parser.add_argument("-o", "--out", help="output folder (default RUN/generated-seedS)")
-    parser.add_argument("--steps", type=int, default=8, help="points on the latent interpolation (default 8)")
-    parser.add_argument("--label", type=int, help="class label for conditional runs (default: cycle through)")
+    parser.add_argument("--steps", type=integer(2, 10_000), default=8,
+                        help="points on the latent interpolation (default 8)")
+    parser.add_argument("--label", type=integer(0, 1 << 20),
+                        help="class label for conditional runs (default: cycle through)")
     parser.add_argument("--raw", action="store_true", help="use the raw generator G instead of the EMA Gs")
-    parser.add_argument("--griffin-lim-iters", type=int, default=None, help="phase reconstruction iterations")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when present)")
+    parser.add_argument("--griffin-lim-iters", type=integer(0, 100_000), default=None,
+                        help="phase reconstruction iterations")
+    add_device_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -3,17 +3,83 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 
 from pgsound.errors import UserError
+
+SEED_LIMIT = 2**32  # numpy's and torch's seeds are 32-bit unsigned integers
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a mistake reported as one line (the usage is one ``--help`` away), exit status 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def integer(low: int, high: int) -> Callable[[str], int]:
+    """An ``argparse`` type: a whole number from ``low`` to ``high``, checked when the option is parsed."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, got {text!r}")
+        return value
+
+    parse.bounds = (low, high, False)  # type: ignore[attr-defined]  # what the tests walk
+    return parse
+
+
+def number(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """An ``argparse`` type: a finite number in [low, high] (or (low, high] with ``low_open``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        above = value > low if low_open else value >= low
+        if not (math.isfinite(value) and above and value <= high):
+            bracket = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(f"expected a finite number in {bracket}{low:g}, {high:g}], got {text!r}")
+        return value
+
+    parse.bounds = (low, high, low_open)  # type: ignore[attr-defined]
+    return parse
+
+
+def device_name(text: str) -> str:
+    """An ``argparse`` type: a device this machine has (cpu, cuda, cuda:N, mps), else the reason it has not."""
+    from pgsound.device import parse_device
+
+    try:
+        return str(parse_device(text))
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device``: checked against this machine when parsed, before any work or folder."""
+    parser.add_argument("--device", type=device_name,
+                        help="cpu, cuda, cuda:N or mps (default: the GPU when present, else the CPU)")
+
+
+def add_seed_option(parser: argparse.ArgumentParser, help: str = "random seed (default 0)") -> None:
+    parser.add_argument("--seed", type=integer(0, SEED_LIMIT - 1), default=0, help=help)
 
 
 def add_geometry_options(parser: argparse.ArgumentParser) -> None:
     """``--size``, ``--n-fft``, ``--hop`` and ``--framing``: how recordings become pictures."""
     parser.add_argument("--size", default="512x512", metavar="BINSxFRAMES",
                         help="picture size, frequency bins x frames (default 512x512: n_fft 1024, hop 128)")
-    parser.add_argument("--n-fft", type=int, help="FFT size (default 2 x bins; larger keeps only the lowest bins, "
+    parser.add_argument("--n-fft", type=integer(2, 1 << 20),
+                        help="FFT size (default 2 x bins; larger keeps only the lowest bins, "
                         "or gives mel bands enough bins)")
-    parser.add_argument("--hop", type=int, help="hop length in samples (default 128, at most bins)")
+    parser.add_argument("--hop", type=integer(1, 1 << 20), help="hop length in samples (default 128, at most bins)")
     parser.add_argument("--framing", choices=("consecutive", "crop"), default="consecutive",
                         help="consecutive windows that use all audio (default) or 5 s parts cropped as in 2018")
 

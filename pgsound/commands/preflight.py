@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from pgsound.commands.options import add_device_option, integer
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -24,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "data_shape")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, as for train (repeatable)")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when present)")
-    parser.add_argument("--nproc", type=int, default=1, help="processes the run will use (torchrun "
+    add_device_option(parser)
+    parser.add_argument("--nproc", type=integer(1, 4096), default=1, help="processes the run will use (torchrun "
                         "--nproc_per_node); each step is one process's share of the minibatch")
     parser.add_argument("--widths", choices=("preset", "narrow"), default="preset",
                         help="the preset's own widths (default), or every width divided by up to 32: the same "
@@ -41,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from pgsound.cli import CommandError
     from pgsound.config import resolve_config
     from pgsound.datasets import ArrayDataset, open_dataset
+    from pgsound.errors import CommandError
     from pgsound.files import atomic_write, check_writable
     from pgsound.preflight import preflight
 

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+from pathlib import Path
 
-from pgsound.commands.options import add_geometry_options, spectrogram_config
+from pgsound.commands.options import (
+    OneLineParser,
+    add_geometry_options,
+    add_seed_option,
+    integer,
+    number,
+    spectrogram_config,
+)
+from pgsound.errors import UserError
+
+MAX_MINUTES = 100_000.0  # about 70 days of audio: a typo, not a dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audio = kinds.add_parser("audio", help="a folder of recordings to spectrograms (WAV, FLAC, OGG, MP3)")
     audio.add_argument("folder", help="folder of recordings, searched recursively")
     _spectrogram_options(audio)
-    audio.add_argument("--workers", type=int, help="worker processes (default: every core)")
+    audio.add_argument("--workers", type=integer(1, 1024), help="worker processes (default: every core)")
     audio.set_defaults(func=run_audio)
 
     maestro = kinds.add_parser(
@@ -33,10 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="keep performances whose composer contains NAME, any case (repeatable)")
     maestro.add_argument("--year", action="append", metavar="YEARS",
                          help="keep these competition years: 2004, 2004-2009 or 2004,2006 (repeatable)")
-    maestro.add_argument("--max-hours", type=float, metavar="H",
+    maestro.add_argument("--max-hours", type=number(0, 1e4, low_open=True), metavar="H",
                          help="at most H hours of audio per split, composers mixed (default: all)")
     _spectrogram_options(maestro)
-    maestro.add_argument("--workers", type=int, help="worker processes (default: every core)")
+    maestro.add_argument("--workers", type=integer(1, 1024), help="worker processes (default: every core)")
     maestro.set_defaults(func=run_maestro)
 
     nsynth = kinds.add_parser(
@@ -52,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     nsynth.add_argument("--labels", choices=("pitch", "octave", "instrument_family"), default="pitch",
                         help="the label of each picture (default pitch)")
     _spectrogram_options(nsynth)
-    nsynth.add_argument("--workers", type=int, help="worker processes (default: every core)")
+    nsynth.add_argument("--workers", type=integer(1, 1024), help="worker processes (default: every core)")
     nsynth.set_defaults(func=run_nsynth)
 
     images = kinds.add_parser("images", help="a folder of PNG/JPEG images of one power-of-two size")
@@ -61,8 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     images.set_defaults(func=run_images)
 
     piano = kinds.add_parser("synthetic-piano", help="the embedded synthetic piano, as spectrograms (no download)")
-    piano.add_argument("--minutes", type=float, default=10.0, help="minutes of piano to synthesise (default 10)")
-    piano.add_argument("--seed", type=int, default=0)
+    piano.add_argument("--minutes", type=number(0, MAX_MINUTES, low_open=True), default=10.0,
+                       help="minutes of piano to synthesise (default 10)")
+    add_seed_option(piano)
     piano.add_argument("--labels", choices=("key", "octave"), default="key",
                        help="label of each picture: the key of its root (88 classes) or its octave (8)")
     _spectrogram_options(piano)
@@ -73,17 +86,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Play excerpts of the scores in music21's corpus (chorales, keyboard pieces, quartets as piano "
                     "reductions) with pedal and phrasing on a SoundFont's grand piano in a hall, and cut the "
                     "performances into pictures as 'prepare audio' cuts recordings. Pictures carry no labels.")
-    sampled.add_argument("--minutes", type=float, default=10.0, help="minutes of music to play (default 10)")
-    sampled.add_argument("--seed", type=int, default=0)
+    sampled.add_argument("--minutes", type=number(0, MAX_MINUTES, low_open=True), default=10.0,
+                         help="minutes of music to play (default 10)")
+    add_seed_option(sampled)
     sampled.add_argument("--soundfont", metavar="SF2",
                          help="a SoundFont 2 file with a piano at program 0 (default: TimGM6mb.sf2 from pretty_midi)")
     _spectrogram_options(sampled)
     sampled.set_defaults(func=run_sampled_piano)
 
     shapes = kinds.add_parser("synthetic-shapes", help="coloured shapes on gradients (the image chapters' data)")
-    shapes.add_argument("--count", type=int, default=4096, help="number of images (default 4096)")
-    shapes.add_argument("--resolution", type=int, default=32, help="a power of two (default 32)")
-    shapes.add_argument("--seed", type=int, default=0)
+    shapes.add_argument("--count", type=integer(1, 10_000_000), default=4096, help="number of images (default 4096)")
+    shapes.add_argument("--resolution", type=integer(4, 1024), default=32, help="a power of two (default 32)")
+    add_seed_option(shapes)
     shapes.add_argument("-o", "--out", required=True, help="the dataset file to write (.h5)")
     shapes.set_defaults(func=run_synthetic_shapes)
 
@@ -198,3 +212,23 @@ def run_info(args: argparse.Namespace) -> int:
         text = str(value)
         print(f"{key}: {text if len(text) <= 160 else text[:157] + '...'}")
     return 0
+
+
+def regenerate_pretrained_data(name: str, out: str | Path) -> Path:
+    """Run a shipped run's recorded ``pgsound prepare`` command(s) to write its real data to ``out``.
+
+    The embedded synthetic datasets are seeded, so this is the data the run was trained and measured on. The
+    manifest records command lines; they are parsed by this module's own parser, as ``pgsound`` would.
+    """
+    from pgsound import pretrained
+
+    parser = OneLineParser(prog="pgsound")
+    register(parser.add_subparsers(dest="command"))
+    out = Path(out)
+    for command in pretrained.commands(pretrained.manifest(name), out):
+        if command[0] != "prepare":
+            continue
+        args = parser.parse_args(command)
+        if args.func(args) not in (0, None):
+            raise UserError(f"regenerating the data of {name!r} failed: pgsound {shlex.join(command)}")
+    return out

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from pgsound.commands.options import add_geometry_options, spectrogram_config
+from pgsound.commands.options import (
+    add_device_option,
+    add_geometry_options,
+    add_seed_option,
+    integer,
+    number,
+    spectrogram_config,
+)
 from pgsound.errors import UserError
 
 
@@ -30,11 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     inverse.add_argument("input", help="a .png or .npy spectrogram with pgsound settings")
     inverse.add_argument("-o", "--out", required=True, help="the WAV file to write")
-    inverse.add_argument("--iters", type=int, default=1000, help="fast Griffin-Lim iterations (default 1000)")
+    inverse.add_argument("--iters", type=integer(0, 100_000), default=1000,
+                         help="fast Griffin-Lim iterations (default 1000)")
     inverse.add_argument("--init", choices=("pghi", "random"), default="pghi", help="starting phase (default pghi)")
-    inverse.add_argument("--momentum", type=float, default=0.99, help="0.99: fast Griffin-Lim; 0: the original")
-    inverse.add_argument("--seed", type=int, default=0)
-    inverse.add_argument("--device", help="torch device (default: CUDA when present, else CPU)")
+    inverse.add_argument("--momentum", type=number(0, 1), default=0.99, help="0.99: fast Griffin-Lim; 0: the original")
+    add_seed_option(inverse)
+    add_device_option(inverse)
     inverse.set_defaults(func=run_invert)
 
 

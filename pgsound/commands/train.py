@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from pgsound.commands.options import add_device_option, number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -21,8 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", metavar="RUN", help="run folder or checkpoint file to continue")
     parser.add_argument("--allow-other-data", action="store_true",
                         help="with --resume and --data: continue on other data of the same shape on purpose")
-    parser.add_argument("--kimg", type=float, help="stop after this many kimg in all (default: the schedule's total)")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when present)")
+    parser.add_argument("--kimg", type=number(0, 1e6, low_open=True),
+                        help="stop after this many kimg in all (default: the schedule's total)")
+    add_device_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="print tick lines instead of a progress bar")
     parser.set_defaults(func=run)
 
@@ -30,11 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from pgsound.cli import CommandError
     from pgsound.config import resolve_config, save_config
     from pgsound.datasets import open_dataset
     from pgsound.device import configure_process, default_device
     from pgsound.distributed import init_from_environment
+    from pgsound.errors import CommandError
     from pgsound.runs import checkpoint_path, new_run_dir
     from pgsound.trainer import TrainingDiverged, new_state, resume_state, train
 

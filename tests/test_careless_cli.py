@@ -1,0 +1,197 @@
+"""What a careless user types at the command line: every numeric option and ``--set`` value, every device.
+
+Each mistake must end in one line on stderr naming the option and what was expected, a non-zero exit, no
+traceback, and no new file or folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pgsound import cli
+from pgsound.config import TrainConfig, all_keys
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def numeric_options() -> list[tuple[tuple[str, ...], str, argparse.Action]]:
+    """(subcommand words, option, action) for every option of every subcommand that takes a number."""
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, (*words, name))
+            elif action.option_strings and action.type is not None and action.type not in (str,):
+                found.append((words, action.option_strings[-1], action))
+
+    walk(cli.build_parser(), ())
+    return found
+
+
+NUMERIC = numeric_options()
+
+
+def test_every_numeric_option_is_checked_when_parsed():
+    """No option reaches torch or NumPy as a bare int or float: each has a range its parser checks."""
+    assert len(NUMERIC) >= 25, NUMERIC  # the walk finds the subcommands' options
+    bare = [f"{' '.join(words)} {option}" for words, option, action in NUMERIC if not hasattr(action.type, "bounds")
+            and action.dest != "device"]
+    assert not bare, f"options parsed without a range: {bare}"
+
+
+def bad_values(action: argparse.Action) -> list[str]:
+    """Non-finite, negative, zero (where zero is out of range), huge and wrong-type values for an option."""
+    low, high, low_open = action.type.bounds
+    values = ["nan", "inf", "-inf", "abc", "", str(int(high) * 10 + 1) if high < 1e15 else "1e300"]
+    if low > -1 or (low == -1 and low_open):
+        values.append("-1")
+    if low > 0 or (low == 0 and low_open):
+        values.append("0")
+    if isinstance(low, int) and isinstance(high, int):
+        values.append("1.5")
+    return values
+
+
+CASES = [(words, option, value) for words, option, action in NUMERIC if hasattr(action.type, "bounds")
+         for value in bad_values(action)]
+
+
+@pytest.mark.parametrize(("words", "option", "value"), CASES, ids=[f"{' '.join(w)}{o}={v}" for w, o, v in CASES])
+def test_a_bad_number_is_one_line_and_leaves_nothing(words, option, value, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status = cli.main([*words, f"{option}={value}"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"argument {option}" in err and f"got {value!r}" in err, err
+    assert not list(tmp_path.iterdir()), "a file was left behind"
+
+
+@pytest.mark.parametrize("device", ["bogus", "cuda:x", "cpu:0", "", "cuda:99"])
+def test_a_device_this_machine_lacks_is_refused_when_parsed(device, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for words in (("train",), ("generate",), ("evaluate",), ("invert", "x.npy", "-o", "y.wav"), ("preflight",)):
+        assert cli.main([*words, f"--device={device}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"device {device!r}" in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_gpu_names_the_machine_and_the_way_out(monkeypatch):
+    import torch
+
+    from pgsound.device import parse_device
+    from pgsound.errors import UserError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="this machine has no CUDA GPU .* use --device cpu"):
+        parse_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert parse_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(UserError, match="has 2 CUDA GPU"):
+        parse_device("cuda:2")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(UserError, match="no Apple GPU"):
+        parse_device("mps")
+
+
+def _numeric_keys() -> list[str]:
+    """Every config key whose value is a number (ints and floats, also inside optional types)."""
+    defaults = TrainConfig().to_dict()
+    keys = []
+    for key in all_keys():
+        value = defaults
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            keys.append(key)
+    return keys
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    from pgsound.datasets import prepare_synthetic_shapes
+
+    path = tmp_path_factory.mktemp("data") / "shapes8.h5"
+    prepare_synthetic_shapes(path, count=16, resolution=8)
+    return path
+
+
+SET_CASES = [(key, value) for key in _numeric_keys() for value in (".nan", ".inf", "-.inf", "-1", "abc")]
+
+
+@pytest.mark.parametrize(("key", "value"), SET_CASES, ids=[f"{k}={v}" for k, v in SET_CASES])
+def test_a_bad_set_value_is_one_line_before_any_folder(key, value, shapes, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    status = cli.main(["train", "--preset", "smoke", "--data", str(shapes), "--out", str(runs),
+                       "--set", f"{key}={value}", "--kimg", "0.001"])
+    err = capsys.readouterr().err
+    if status == 0:  # a value this key takes (seed=-1 is not one of them; a negative drift is not either)
+        pytest.fail(f"--set {key}={value} was accepted: {err}")
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert key.split(".")[-1] in err, err
+    assert not runs.exists()
+
+
+# Settings whose size is memory: a huge value must be refused by the estimate, before anything is allocated.
+HUGE = ["schedule.minibatch_default=100000000", "latent_size=1000000000", "g.fmap_max=100000000",
+        "d.fmap_max=100000000", "seed=100000000000", "sample_grid=[100000,100000]", "metrics_images=1000000000000"]
+
+
+@pytest.mark.parametrize("assignment", HUGE)
+def test_a_setting_that_cannot_fit_is_refused_before_allocating(assignment, shapes, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    net = assignment.split(".")[0]
+    widths = ["--set", f"{net}.fmap_base=100000000"] if net in ("g", "d") else []  # fmap_max caps fmap_base
+    status = cli.main(["train", "--preset", "smoke", "--data", str(shapes), "--out", str(runs),
+                       "--set", assignment, *widths, "--set", "metrics=[swd]", "--set", "metrics_every_ticks=1"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert assignment.split("=")[0].split(".")[-1] in err, err
+    assert not runs.exists()
+
+
+def test_the_memory_bound_counts_what_a_step_holds():
+    """The bound's parts against a hand count: Adam's state is 5x G's and 4x D's parameters, in float32."""
+    from pgsound.config import resolve_config
+    from pgsound.datasets import ArrayDataset
+    from pgsound.memory import step_memory
+    from pgsound.runs import build_networks
+
+    config = resolve_config("smoke")
+    data = ArrayDataset.random(4, 3, (8, 8), seed=0)
+    G, D = build_networks(config, data)
+    g, d = (sum(p.numel() for p in net.parameters()) for net in (G, D))
+    bound = step_memory(config, data)
+    assert bound.state_bytes == 4 * (5 * g + 4 * d)
+    # One sample's G output alone is 3x8x8 floats; the bound holds at least the minibatch's images twice.
+    assert bound.activation_bytes >= 4 * bound.minibatch * 3 * 8 * 8 * 3
+    doubled = step_memory(resolve_config("smoke", [f"schedule.minibatch_default={2 * bound.minibatch}",
+                                                   "schedule.minibatch={}"]), data)
+    assert doubled.activation_bytes == 2 * bound.activation_bytes
+
+
+def test_a_profile_typo_is_refused_by_every_command_that_reads_it(tmp_path):
+    for words in (["info"], ["train", "--preset", "smoke", "--data", "x.h5"], ["generate", "--pretrained", "x"]):
+        done = subprocess.run([sys.executable, "-m", "pgsound.cli", *words], cwd=tmp_path, capture_output=True,
+                              text=True, env={"PGSOUND_PROFILE": "bogus", "PATH": "/usr/bin:/bin"}, timeout=120)
+        assert done.returncode == 2, (words, done.stderr)
+        assert done.stderr.count("\n") == 1 and "PGSOUND_PROFILE" in done.stderr and "'bogus'" in done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_bounds_hold_real_limits():
+    """The walk's own arithmetic: a huge value is above every bound, and the bounds are finite."""
+    for _, _, action in NUMERIC:
+        if hasattr(action.type, "bounds"):
+            low, high, _ = action.type.bounds
+            assert math.isfinite(low) and math.isfinite(high) and low < high
