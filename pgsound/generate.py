@@ -20,9 +20,10 @@ from pgsound.samples import write_sample_set
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between latents ``a`` and ``b`` (each (L,)) at fractions ``t`` (T,) -> (T, L).
 
-    G normalises its latent (pixel norm), so only the direction of z matters. On the sphere the direction turns
-    at a constant angular speed; along a straight line it turns fastest in the middle, and the line passes near
-    zero, where the direction is undefined, when the ends point apart. (book: chapter 10, A walk through latent
+    G normalises its latent (pixel norm), so only the direction of z matters. Between ends of equal length the
+    direction turns at a constant angular speed (ends of unequal length bend the speed a little); along a
+    straight line it turns fastest in the middle, and the line passes near zero, where the direction is
+    undefined, when the ends point apart. (book: chapter 10, A walk through latent
     space)
     """
     a_unit, b_unit = a / a.norm(), b / b.norm()

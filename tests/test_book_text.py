@@ -128,7 +128,7 @@ def test_the_cell_reader_finds_cells_and_their_lines():
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_code_fits_the_page(path: Path):
-    long = [f"{path.name}:{start + n + 1}: {len(line)} characters"
+    long = [f"{path.name}:{start + n}: {len(line)} characters"
             for start, source in code_cells(path.read_text())
             for n, line in enumerate(source.splitlines()) if len(line) > CODE_LINE_LIMIT]
     assert not long, f"code lines over {CODE_LINE_LIMIT} characters:\n" + "\n".join(long)
