@@ -217,3 +217,56 @@ def test_dataset_info_reads_every_chunk_against_its_checksum(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(path) in err and "data16x16" in err and "Fletcher-32" in err, err
     assert cli.main(["dataset", "info", "--quick", str(path)]) == 0
+
+
+@pytest.fixture()
+def recording(tmp_path) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path / "take.wav"
+    sf.write(path, (0.1 * np.sin(np.arange(8000) * 0.05)).astype("float32"), 16000)
+    return path
+
+
+OUTPUT_CASES = [
+    # (argv with TAKE for the recording and DIR for a folder holding it, what the message says)
+    (["spectrogram", "TAKE", "-o", "TAKE"], "expected a .png or .npy file for a spectrogram, not .wav"),
+    (["spectrogram", "DIR/take.npy", "-o", "DIR/take.npy"], "is the input"),
+    (["spectrogram", "TAKE", "-o", "DIR"], "not a name without an extension"),
+    (["invert", "DIR/x.png", "-o", "DIR/x.png"], "expected a .wav file for the recording"),
+    (["prepare", "audio", "DIR", "-o", "DIR/x.wav"], "expected a .h5 or .hdf5 file"),
+    (["prepare", "synthetic-shapes", "-o", "TAKE"], "expected a .h5 or .hdf5 file"),
+    (["prepare", "synthetic-piano", "-o", "DIR"], "not a name without an extension"),
+    (["prepare", "images", "DIR", "-o", "DIR/y.png"], "expected a .h5 or .hdf5 file"),
+    (["evaluate", "--pretrained", "shapes-cpu", "--json", "TAKE"], "expected a .json file for the metrics"),
+    (["preflight", "--preset", "smoke", "--json", "TAKE"], "expected a .json file"),
+    (["generate", "--pretrained", "shapes-cpu", "-o", "TAKE"], "is a file; expected a folder for the samples"),
+    (["train", "--preset", "smoke", "--data", "x.h5", "-o", "TAKE"], "is a file; expected a folder for the runs"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), OUTPUT_CASES, ids=[" ".join(a[:2]) for a, _ in OUTPUT_CASES])
+def test_an_output_that_is_an_input_or_another_kind_is_refused_first(argv, expected, recording, capsys):
+    folder = recording.parent
+    (folder / "take.npy").write_bytes(b"not audio either")
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    argv = [str(folder) if a == "DIR" else str(recording) if a == "TAKE" else a.replace("DIR", str(folder))
+            for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before  # nothing written, nothing replaced
+
+
+def test_an_output_inside_the_input_folder_named_like_its_inputs_is_refused(tmp_path):
+    from pgsound.commands.options import check_output
+    from pgsound.errors import UserError
+
+    (tmp_path / "recs").mkdir()
+    (tmp_path / "recs" / "a.wav").write_bytes(b"")
+    with pytest.raises(UserError, match="inside the input folder"):
+        check_output(tmp_path / "recs" / "new.wav", "-o", "x", inputs=[tmp_path / "recs"], reads=(".wav",))
+    with pytest.raises(UserError, match="is the input"):
+        check_output(tmp_path / "recs" / "a.wav", "-o", "x", inputs=[tmp_path / "recs" / "a.wav"])
+    assert check_output(tmp_path / "recs" / "data.h5", "-o", "x", inputs=[tmp_path / "recs"], reads=(".wav",))

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pgsound.commands.options import add_device_option, add_run_options, add_seed_option, integer, pretrained_or_run
+from pgsound.commands.options import (
+    add_device_option,
+    add_run_options,
+    add_seed_option,
+    check_output,
+    integer,
+    pretrained_or_run,
+)
 from pgsound.errors import UserError
 
 
@@ -39,15 +46,15 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.commands.prepare import regenerate_pretrained_data
     from pgsound.errors import CommandError
     from pgsound.evaluate import evaluate_run
-    from pgsound.files import atomic_write, check_writable
+    from pgsound.files import atomic_write
 
     if args.n < 2:
         raise UserError(f"--n must be at least 2, got {args.n}")
     if args.ndb_bins is not None and args.ndb_bins < 2:
         raise UserError(f"--ndb-bins must be at least 2, got {args.ndb_bins}")
-    if args.json_path:
-        check_writable(args.json_path, "--json")
     run, data = pretrained_or_run(args), args.data
+    if args.json_path:
+        check_output(args.json_path, "--json", "the metrics", suffixes=(".json",), inputs=[run, data])
     if args.pretrained and data is None:
         data = Path(f"{args.pretrained}-data.h5")
         if data.exists():

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from pgsound.commands.options import add_device_option, add_run_options, add_seed_option, integer, pretrained_or_run
+from pgsound.commands.options import (
+    add_device_option,
+    add_run_options,
+    add_seed_option,
+    check_output,
+    integer,
+    pretrained_or_run,
+)
 from pgsound.errors import UserError
 
 
@@ -38,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
     run = pretrained_or_run(args)
+    if args.out:
+        check_output(args.out, "-o", "the samples", inputs=[run], folder=True)
     out = Path(args.out) if args.out else None
     if args.pretrained and out is None:  # not inside the installed package
         out = Path(f"generated-{args.pretrained}-seed{args.seed}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pgsound.errors import UserError
 
@@ -116,3 +118,40 @@ def pretrained_or_run(args: argparse.Namespace) -> str:
     if (args.run is None) == (args.pretrained is None):
         raise UserError("give a run folder or checkpoint, or --pretrained NAME (one of the two)")
     return str(pretrained.path(args.pretrained)) if args.pretrained else args.run
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_output(out: str | os.PathLike, option: str, writes: str, *, suffixes: tuple[str, ...] = (),
+                 inputs: Sequence[str | os.PathLike | None] = (), reads: tuple[str, ...] = (),
+                 folder: bool = False) -> Path:
+    """Refuse, before any work, an output that would destroy an input or that names another kind of file.
+
+    ``writes`` says what is written (for the message); ``suffixes`` are the extensions it may have;
+    ``inputs`` are the command's input files and folders, and ``reads`` the extensions it reads inside an
+    input folder: an output inside that folder with one of them would become (or replace) an input.
+    ``folder``: the output is a folder, so an existing file there is refused. Creates nothing.
+    """
+    from pgsound.files import check_writable
+
+    path = Path(out)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise UserError(f"{option} {path}: expected a {' or '.join(suffixes)} file for {writes}, not "
+                        f"{path.suffix or 'a name without an extension'}")
+    for given in (Path(i) for i in inputs if i is not None):
+        if given.is_dir():
+            inside = path.resolve().is_relative_to(given.resolve())
+            if inside and (path.suffix.lower() in reads or _same_file(path, given)):
+                raise UserError(f"{option} {path} would be written inside the input folder {given} as one of its "
+                                f"inputs: write it outside that folder")
+        elif _same_file(path, given):
+            raise UserError(f"{option} {path} is the input {given}: writing it would destroy it; choose another name")
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{option} {path} is a file; expected a folder for {writes}")
+        return path
+    return check_writable(path, option)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pgsound.commands.options import add_device_option, integer
+from pgsound.commands.options import add_device_option, check_output, integer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.config import resolve_config
     from pgsound.datasets import ArrayDataset, open_dataset
     from pgsound.errors import CommandError
-    from pgsound.files import atomic_write, check_writable
+    from pgsound.files import atomic_write
     from pgsound.preflight import preflight
 
     if args.nproc < 1:
         raise CommandError(f"--nproc must be at least 1, got {args.nproc}")
     if args.json_path:
-        check_writable(args.json_path, "--json")
+        check_output(args.json_path, "--json", "the preflight table", suffixes=(".json",), inputs=[args.data])
     config = resolve_config(args.preset, args.overrides)
     if args.data:
         dataset = open_dataset(args.data)

@@ -10,6 +10,7 @@ from pgsound.commands.options import (
     OneLineParser,
     add_geometry_options,
     add_seed_option,
+    check_output,
     integer,
     number,
     spectrogram_config,
@@ -119,9 +120,20 @@ def _spectrogram_options(parser: argparse.ArgumentParser) -> None:
                         help="log magnitude (default, the paper's), magnitude + instantaneous frequency, or mel bands")
 
 
+DATASET_SUFFIXES = (".h5", ".hdf5")
+
+
+def _check_dataset_output(args: argparse.Namespace, reads: tuple[str, ...] = ()) -> None:
+    """``-o`` must name an HDF5 file that is none of the inputs, checked before any work."""
+    check_output(args.out, "-o", "a prepared dataset", suffixes=DATASET_SUFFIXES,
+                 inputs=[getattr(args, "folder", None)], reads=reads)
+
+
 def run_audio(args: argparse.Namespace) -> int:
+    from pgsound.audio_io import AUDIO_EXTENSIONS
     from pgsound.datasets.prepare import prepare_audio
 
+    _check_dataset_output(args, reads=AUDIO_EXTENSIONS)
     dataset, report = prepare_audio(
         args.out, args.folder, spectrogram_config(args), dtype=args.dtype, workers=args.workers, progress=True,
         representation=args.representation,
@@ -132,9 +144,11 @@ def run_audio(args: argparse.Namespace) -> int:
 
 
 def run_maestro(args: argparse.Namespace) -> int:
+    from pgsound.audio_io import AUDIO_EXTENSIONS
     from pgsound.datasets.maestro import parse_years
     from pgsound.datasets.prepare import prepare_maestro
 
+    _check_dataset_output(args, reads=AUDIO_EXTENSIONS)
     years = parse_years(args.year) if args.year else None
     results = prepare_maestro(
         args.out, args.folder, spectrogram_config(args), split=args.split, composers=args.composer, years=years,
@@ -148,9 +162,11 @@ def run_maestro(args: argparse.Namespace) -> int:
 
 
 def run_nsynth(args: argparse.Namespace) -> int:
+    from pgsound.audio_io import AUDIO_EXTENSIONS
     from pgsound.datasets.nsynth import parse_pitch_range
     from pgsound.datasets.prepare import prepare_nsynth
 
+    _check_dataset_output(args, reads=AUDIO_EXTENSIONS)
     dataset, report = prepare_nsynth(
         args.out, args.folder, spectrogram_config(args), families=args.families, sources=args.sources,
         pitch=parse_pitch_range(args.pitch), labels=args.labels, dtype=args.dtype, workers=args.workers,
@@ -162,8 +178,10 @@ def run_nsynth(args: argparse.Namespace) -> int:
 
 
 def run_images(args: argparse.Namespace) -> int:
+    from pgsound.datasets.images import IMAGE_SUFFIXES
     from pgsound.datasets.prepare import prepare_images
 
+    _check_dataset_output(args, reads=IMAGE_SUFFIXES)
     print(prepare_images(args.out, args.folder, progress=True))
     return 0
 
@@ -171,6 +189,7 @@ def run_images(args: argparse.Namespace) -> int:
 def run_synthetic_piano(args: argparse.Namespace) -> int:
     from pgsound.datasets.prepare import prepare_synthetic_piano
 
+    _check_dataset_output(args)
     print(prepare_synthetic_piano(args.out, spectrogram_config(args), minutes=args.minutes, seed=args.seed,
                                   dtype=args.dtype, representation=args.representation, labels=args.labels))
     return 0
@@ -179,6 +198,7 @@ def run_synthetic_piano(args: argparse.Namespace) -> int:
 def run_sampled_piano(args: argparse.Namespace) -> int:
     from pgsound.datasets.prepare import prepare_sampled_piano
 
+    _check_dataset_output(args)
     print(prepare_sampled_piano(args.out, spectrogram_config(args), minutes=args.minutes, seed=args.seed,
                                 dtype=args.dtype, progress=True, representation=args.representation,
                                 soundfont=args.soundfont))
@@ -188,6 +208,7 @@ def run_sampled_piano(args: argparse.Namespace) -> int:
 def run_synthetic_shapes(args: argparse.Namespace) -> int:
     from pgsound.datasets.prepare import prepare_synthetic_shapes
 
+    _check_dataset_output(args)
     print(prepare_synthetic_shapes(args.out, count=args.count, resolution=args.resolution, seed=args.seed))
     return 0
 

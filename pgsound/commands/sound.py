@@ -8,6 +8,7 @@ from pgsound.commands.options import (
     add_device_option,
     add_geometry_options,
     add_seed_option,
+    check_output,
     integer,
     number,
     spectrogram_config,
@@ -54,11 +55,13 @@ def run_spectrogram(args: argparse.Namespace) -> int:
     from pgsound.spectrogram_files import SpectrogramFile, save_npy, save_png
 
     config = spectrogram_config(args)
+    out = check_output(args.out, "-o", "a spectrogram", suffixes=(".png", ".npy"), inputs=[args.input])
+    if args.npy and out.suffix.lower() != ".npy":
+        check_output(out.with_suffix(".npy"), "--npy", "the float32 array", inputs=[args.input])
     audio = load_audio(args.input, config.sample_rate)
     item = SpectrogramFile(
         audio_to_frames(audio, config), config, samples=int(audio.size), source=Path(args.input).name
     )
-    out = Path(args.out)
     written = [save_npy(out, item)] if out.suffix.lower() == ".npy" else [save_png(out, item)]
     if args.npy and out.suffix.lower() != ".npy":
         written.append(save_npy(out.with_suffix(".npy"), item))
@@ -82,6 +85,7 @@ def run_invert(args: argparse.Namespace) -> int:
 
     if args.iters < 0:
         raise UserError(f"--iters must be 0 or more, got {args.iters}")
+    check_output(args.out, "-o", "the recording", suffixes=(".wav",), inputs=[args.input])
     item = load_spectrogram(args.input)
     config = item.config
     started = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from pgsound.commands.options import add_device_option, number
+from pgsound.commands.options import add_device_option, check_output, number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     group = init_from_environment(device)
     if device.type == "cuda" and group.active:
         device = torch.device("cuda", group.rank % torch.cuda.device_count())
+    if not args.resume:
+        check_output(args.out, "-o", "the runs", inputs=[args.data], folder=True)
     if args.resume:
         if args.preset or args.overrides:
             raise CommandError("--resume continues a run with its saved config; drop --preset and --set")
