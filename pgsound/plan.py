@@ -95,8 +95,7 @@ def check_run(
     _check_table_keys(config, base)
     plans = level_plans(config, (height, width), nproc)
     _check_process_split(config, plans, nproc)
-    for plan in plans:
-        _check_minibatch(config, plan, plans, nproc)
+    _check_minibatch(config, plans, nproc)
     return plans
 
 
@@ -155,26 +154,39 @@ def _check_table_keys(config: TrainConfig, base: tuple[int, ...]) -> None:
                 )
 
 
-def _check_minibatch(config: TrainConfig, plan: LevelPlan, plans: list[LevelPlan], nproc: int) -> None:
-    """The per-process minibatch must split into minibatch-stddev groups of min(group size, minibatch)."""
+def _check_minibatch(config: TrainConfig, plans: list[LevelPlan], nproc: int) -> None:
+    """Each per-process minibatch must split into minibatch-stddev groups of min(group size, minibatch).
+
+    One message names every level that does not, with fixes that hold at every level when followed.
+    """
     group_size = config.mbstd_group_size
     if group_size <= 1:
         return
-    group = min(group_size, plan.per_process)
-    if plan.per_process % group == 0:
+    bad = [p for p in plans if p.per_process % min(group_size, p.per_process)]
+    if not bad:
         return
-    # Fixes that hold at every level, not only at this one.
     sizes = [p.per_process for p in plans]
     common = math.gcd(*sizes)
     fixes = [f"mbstd_group_size={max(sizes)} (or more: each minibatch is then one group, as in NVIDIA's v1 "
              f"preset)"]
     if common > 1 and common != max(sizes):
         fixes.append(f"mbstd_group_size={common} (it divides every level's minibatch)")
-    multiple = group * nproc
-    example = max(plan.minibatch - plan.minibatch % multiple, multiple)
-    per = f"{plan.per_process} per process" if nproc > 1 else f"{plan.per_process}"
+    multiple = group_size * nproc
+    table = {p.resolution: max(p.minibatch - p.minibatch % multiple, multiple) for p in bad}
+    runs: list[list[LevelPlan]] = []  # neighbouring levels with one minibatch are named as a range
+    for p in bad:
+        if runs and runs[-1][-1].per_process == p.per_process and runs[-1][-1].level == p.level - 1:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    named = [f"{r[0].per_process} at {'x'.join(map(str, r[0].shape))}"
+             + (f" to {'x'.join(map(str, r[-1].shape))}" if len(r) > 1 else "") for r in runs]
+    joined = ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]
+    where = joined.replace(" at ", " per process at ", 1) if nproc > 1 else joined
+    verb = "does" if len(bad) == 1 else "do"
+    example = "{" + ", ".join(f"{res}: {batch}" for res, batch in table.items()) + "}"
     raise PlanError(
-        f"minibatch {per} at {plan.shape[0]}x{plan.shape[1]} does not split into minibatch-stddev groups of "
-        f"{group}: set {' or '.join(fixes)}, or make schedule.minibatch[{plan.resolution}] a multiple of "
-        f"{multiple} (for example {example})"
+        f"minibatch {where} {verb} not split into minibatch-stddev groups of {group_size}: set "
+        f"{' or '.join(fixes)}, or make {'that entry' if len(bad) == 1 else 'those entries'} of schedule.minibatch "
+        f"a multiple of {multiple} (for example --set 'schedule.minibatch={example}')"
     )

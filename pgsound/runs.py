@@ -142,12 +142,16 @@ def dataset_fingerprint(dataset: Any) -> str:
 
 
 def dataset_thumbnails(dataset: Any) -> tuple[float, ...]:
-    """The fingerprint's pictures as means over a 4x4 grid of blocks, per channel, in one flat tuple."""
+    """The fingerprint's pictures as means over a grid of 4x4 blocks (fewer on a side under 4), per channel, in
+    one flat tuple; sides that 4 does not divide get blocks of nearly equal size."""
     values: list[float] = []
     for picture in _fingerprint_pictures(dataset):
         channels, height, width = picture.shape
-        blocks = picture.astype(np.float64).reshape(channels, 4, height // 4, 4, width // 4).mean(axis=(2, 4))
-        values.extend(float(v) for v in blocks.ravel())
+        rows = np.array_split(np.arange(height), min(4, height))
+        cols = np.array_split(np.arange(width), min(4, width))
+        picture = picture.astype(np.float64)
+        blocks = np.array([[picture[:, r[0]:r[-1] + 1, c[0]:c[-1] + 1].mean(axis=(1, 2)) for c in cols] for r in rows])
+        values.extend(float(v) for v in blocks.transpose(2, 0, 1).ravel())  # channel, block row, block column
     return tuple(values)
 
 
