@@ -15,6 +15,8 @@ from pgsound.audio_io import write_wav
 from pgsound.files import atomic_write
 from pgsound.representations import channels_of, decode
 from pgsound.spectrogram import SpectrogramConfig
+from pgsound.spectrogram_files import SpectrogramFile
+from pgsound.spectrogram_files import save_png as save_spectrogram_png
 
 
 def to_uint8(images: torch.Tensor | np.ndarray, colormap: str | None = None) -> np.ndarray:
@@ -91,6 +93,15 @@ def spectrograms_to_audio(
     """
 
     config = SpectrogramConfig.from_dict(settings)
+    kwargs = {} if n_iter is None else {"n_iter": n_iter}
+    return decode(full_size(images, config, representation), config, representation, **kwargs)
+
+
+def full_size(images: torch.Tensor, config: SpectrogramConfig, representation: str = "magnitude") -> np.ndarray:
+    """Generated spectrograms (N, C, h, w) at any level as float32 (N, C, n_bins, n_frames) in [-1, 1].
+
+    Lower levels are scaled up (nearest, like the networks' upsampling) to the dataset's full size.
+    """
     full = (config.n_bins, config.n_frames)
     x = images.detach().float().cpu()
     channels = channels_of(representation)
@@ -99,8 +110,7 @@ def spectrograms_to_audio(
                          f"got {tuple(x.shape)}")
     if tuple(x.shape[2:]) != full:
         x = torch.nn.functional.interpolate(x, size=full, mode="nearest")
-    kwargs = {} if n_iter is None else {"n_iter": n_iter}
-    return decode(x.clamp(-1, 1).numpy(), config, representation, **kwargs)
+    return x.clamp(-1, 1).numpy()
 
 
 def write_sample_set(
@@ -121,14 +131,21 @@ def write_sample_set(
     folder = Path(folder)
     settings = spectrogram_settings(metadata)
     files = [save_png(grid_image(images, grid, spectrogram=settings is not None), folder / f"{stem}.png")]
-    if singles:
+    representation = metadata.get("representation", "magnitude") if metadata else "magnitude"
+    if singles and settings is not None and representation in ("magnitude", "mag-if"):
+        # Pictures that `pgsound invert` reads: 16-bit, full size, the settings in the PNG (mag-if: its magnitude).
+        config = SpectrogramConfig.from_dict(settings)
+        magnitudes = full_size(images, config, representation)[:, 0]
+        for i, picture in enumerate(magnitudes):
+            item = SpectrogramFile(picture[None], config, source=f"{stem}-{i:02d}")
+            files.append(save_spectrogram_png(folder / f"{stem}-{i:02d}.png", item))
+    elif singles:
         for i in range(len(images)):
             one = grid_image(images[i : i + 1], (1, 1), spectrogram=settings is not None, min_cell=1, padding=0)
             files.append(save_png(one, folder / f"{stem}-{i:02d}.png"))
     if settings is not None and audio_count > 0:
 
         count = len(images) if concatenate_audio else min(audio_count, len(images))
-        representation = metadata.get("representation", "magnitude")
         audio = spectrograms_to_audio(images[:count], settings, n_iter=n_iter, representation=representation)
         rate = int(settings.get("sample_rate", 16000))
         if concatenate_audio:

@@ -270,3 +270,14 @@ def test_an_output_inside_the_input_folder_named_like_its_inputs_is_refused(tmp_
     with pytest.raises(UserError, match="is the input"):
         check_output(tmp_path / "recs" / "a.wav", "-o", "x", inputs=[tmp_path / "recs" / "a.wav"])
     assert check_output(tmp_path / "recs" / "data.h5", "-o", "x", inputs=[tmp_path / "recs"], reads=(".wav",))
+
+
+def test_what_generate_writes_invert_reads(tmp_path, capsys):
+    """A generated sample picture carries its settings: `pgsound invert` turns it back into sound."""
+    out = tmp_path / "gen"
+    assert cli.main(["generate", "--pretrained", "piano-cpu", "--n", "2", "--griffin-lim-iters", "1",
+                     "-o", str(out)]) == 0
+    for picture in sorted(out.glob("samples-*.png")):
+        wav = picture.with_suffix(".again.wav")
+        assert cli.main(["invert", str(picture), "-o", str(wav), "--iters", "2"]) == 0, capsys.readouterr().err
+        assert wav.stat().st_size > 44
