@@ -15,8 +15,10 @@ import torch
 from pgsound.datasets import LevelLoader, fade_reals, open_dataset
 from pgsound.errors import UserError
 from pgsound.generate import sample
+from pgsound.memory import check_pictures_fit
 from pgsound.metrics import evaluate_metrics
 from pgsound.runs import DataSpec, load_generator
+from pgsound.schedule import level_resolution
 
 
 def evaluate_generator(
@@ -79,6 +81,9 @@ def evaluate_run(
     dataset = open_dataset(data_path)
     record.data.check_fits(DataSpec.of(dataset), record.checkpoint, same_data=False)  # a test split is welcome
     phase = record.phase
+    shape = level_resolution(phase.level, tuple(record.config.base_shape))
+    # Reals, fakes and held-out reals, each min(n, half the data) pictures, are held at once.
+    check_pictures_fit(3 * min(n, dataset.count // 2), (dataset.channels, *shape), "evaluate", "--n")
     loader = LevelLoader(dataset, next(G.parameters()).device, base_shape=tuple(record.config.base_shape))
     values, per_side = evaluate_generator(G, loader, phase.level, phase.alpha, n, metrics, seed,
                                           conditional=record.config.conditional, options=options)

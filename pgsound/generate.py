@@ -13,8 +13,10 @@ import torch
 
 from pgsound.errors import UserError
 from pgsound.files import atomic_write
+from pgsound.memory import check_pictures_fit
 from pgsound.runs import TrainedRun, load_generator
 from pgsound.samples import write_sample_set
+from pgsound.schedule import level_resolution
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -67,6 +69,8 @@ def generate_run(
     G, record = load_generator(run, device=device, use_ema=use_ema)
     phase = record.phase
     data = record.data
+    shape = level_resolution(phase.level, tuple(record.config.base_shape))
+    check_pictures_fit(n, (data.channels, *shape), "generate", "--n")  # before any sample or folder
     out = Path(out) if out is not None else record.checkpoint.parent.parent / f"generated-seed{seed}"
     rng = torch.Generator().manual_seed(seed)
     latents = torch.randn(n, G.latent_size, generator=rng)

@@ -12,6 +12,7 @@ backward pass). The real step needs more (the gradient penalty's double backward
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -122,3 +123,18 @@ def check_fits(config: TrainConfig, data: Any, device: torch.device | str, nproc
             f"(schedule.minibatch_default, schedule.minibatch): lower those settings"
         )
     return need
+
+
+def check_pictures_fit(count: int, shape: tuple[int, ...], what: str, setting: str) -> None:
+    """Refuse ``count`` float32 pictures of ``shape`` that this machine's memory cannot hold, naming ``setting``.
+
+    ``pgsound generate`` and ``pgsound evaluate`` hold their pictures in memory; a typo in ``--n`` must not
+    take the machine down.
+    """
+    need = FLOAT_BYTES * count * math.prod(shape)
+    limit = device_memory(torch.device("cpu"))
+    if limit is not None and need > limit[0]:
+        raise UserError(
+            f"{what}: {count} pictures of {'x'.join(map(str, shape))} need at least {format_bytes(need)} and "
+            f"{limit[1]} is {format_bytes(limit[0])}: lower {setting}"
+        )

@@ -281,3 +281,17 @@ def test_what_generate_writes_invert_reads(tmp_path, capsys):
         wav = picture.with_suffix(".again.wav")
         assert cli.main(["invert", str(picture), "-o", str(wav), "--iters", "2"]) == 0, capsys.readouterr().err
         assert wav.stat().st_size > 44
+
+
+def test_generate_and_evaluate_refuse_pictures_that_cannot_fit(tmp_path, capsys, monkeypatch):
+    import pgsound.memory
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["generate", "--pretrained", "piano512-cpu", "--n", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lower --n" in err and "100000 pictures of 1x512x512" in err, err
+    monkeypatch.setattr(pgsound.memory, "device_memory", lambda device: (1 << 20, "this machine's memory"))
+    assert cli.main(["evaluate", "--pretrained", "shapes-cpu", "--n", "4096"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "evaluate:" in err and "lower --n" in err, err
+    assert not [p for p in tmp_path.iterdir() if p.suffix != ".h5"]  # only the recipe's data was made
