@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from pgsound.commands import evaluate, generate, info, preflight, prepare, sound, train
@@ -40,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, or a mistake in the arguments that the parser reported in one line
         return int(stop.code or 0)
+    # A warning is one line too, named like an error (Python's default adds the source line that raised it).
+    warnings.formatwarning = lambda message, *_, **__: f"pgsound {args.command}: warning: {message}\n"
     try:
         # The book's profile variable: the commands do not read it, but a typo there is a typo everywhere.
         current_profile()

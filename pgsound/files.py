@@ -8,10 +8,13 @@ folder is atomic, so a reader sees the old file or the new one, never half of on
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pgsound.errors import UserError
 
@@ -87,3 +90,27 @@ def check_writable(path: str | os.PathLike, option: str) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"{option} {path}: the folder {folder} is not writable")
     return path
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file that :func:`append_whole` wrote, one per line.
+
+    A line a crash or a bad disk damaged is left out with a warning naming the file and the line, so a run
+    whose log was damaged can still be read and resumed.
+    """
+    path = Path(path)
+    records, damaged = [], []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            damaged.append(number)
+    if damaged:
+        warnings.warn(f"{path}: left out damaged line(s) {', '.join(map(str, damaged))}", stacklevel=2)
+    return records

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pgsound.files import append_whole, atomic_write
+from pgsound.files import append_whole, atomic_write, read_jsonl
 
 
 class RunLog:
@@ -63,7 +63,8 @@ class RunLog:
             return 0
         records = read_log(self.run_dir)
         kept = [r for r in records if round(r["kimg"] * 1000) <= images_shown]
-        if len(kept) == len(records):
+        lines = sum(1 for line in self.jsonl_path.read_text(errors="replace").splitlines() if line.strip())
+        if len(kept) == lines:  # nothing past the checkpoint and nothing damaged: nothing to rewrite
             return 0
         with atomic_write(self.jsonl_path) as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
@@ -96,5 +97,4 @@ def format_tick(record: dict[str, Any]) -> str:
 
 def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
     """All tick records of a run, in order (for plots: ``[r['loss_d'] for r in read_log(run)]``)."""
-    path = Path(run_dir) / "log.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(Path(run_dir) / "log.jsonl")

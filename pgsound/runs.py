@@ -25,6 +25,7 @@ from pgsound.checkpoint import GENERATOR_KEYS, CheckpointError, checkpoints_in, 
 from pgsound.config import TrainConfig
 from pgsound.device import default_device
 from pgsound.errors import MissingFileError, UserError
+from pgsound.files import read_jsonl
 from pgsound.networks import Discriminator, Generator
 from pgsound.schedule import Phase, phase_at
 
@@ -185,7 +186,7 @@ def read_stretches(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / STRETCHES
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 @contextlib.contextmanager

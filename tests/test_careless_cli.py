@@ -295,3 +295,29 @@ def test_generate_and_evaluate_refuse_pictures_that_cannot_fit(tmp_path, capsys,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "evaluate:" in err and "lower --n" in err, err
     assert not [p for p in tmp_path.iterdir() if p.suffix != ".h5"]  # only the recipe's data was made
+
+
+def test_a_run_whose_log_a_crash_damaged_resumes(tmp_path, capsys):
+    """A half-written line at the end of log.jsonl or stretches.jsonl: one warning line, and the run goes on."""
+    from pgsound.datasets import prepare_synthetic_shapes
+    from pgsound.runlog import read_log
+
+    data = tmp_path / "shapes8.h5"
+    prepare_synthetic_shapes(data, count=16, resolution=8)
+    runs = tmp_path / "runs"
+    base = ["--no-progress"]
+    assert cli.main(["train", "--preset", "smoke", "--data", str(data), "--out", str(runs), "--kimg", "0.032",
+                     "--set", "schedule.tick_kimg_default=0.016", "--set", "samples_every_ticks=100", *base]) == 0
+    run = next(runs.iterdir())
+    for name in ("log.jsonl", "stretches.jsonl"):
+        with open(run / name, "a") as handle:
+            handle.write('{"tick": 9, "kim')
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=r"log\.jsonl: left out damaged line\(s\) 3"):
+        assert cli.main(["train", "--resume", str(run), "--kimg", "0.048", *base]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    import warnings  # the command line prints a warning as one line, named like its errors
+
+    line = warnings.formatwarning("x.jsonl: left out", UserWarning, "f.py", 1)
+    assert line == "pgsound train: warning: x.jsonl: left out\n"
+    assert [r["tick"] for r in read_log(run)] == [1, 2, 3]  # the damaged line is gone from the file too
