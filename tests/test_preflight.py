@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import time
+import types
 
 import numpy as np
 import pytest
@@ -433,25 +433,26 @@ def test_a_tensor_alpha_fades_in_float32_under_bf16_autocast():
     assert not torch.equal(fade(old, new, torch.full((), 0.999)), new)
 
 
-FIRST_STEP_S = 1.0
+FIRST_STEP_S = 1000.0
 
 
 def test_preflight_times_no_first_step_at_new_shapes_on_the_cpu(monkeypatch):
     """The first step at a level's shapes pays set-up (oneDNN kernels, first touch of memory): untimed, or every
-    fade-in's hours come out inflated. A stand-in step costs 1 s the first time it meets a level, 0 after: far
-    above a real smoke step (about 0.05 s) and its hiccups on a busy machine (up to 0.4 s seen), so that a timed
-    first step is what fails the test."""
+    fade-in's hours come out inflated. Preflight's clock is a fake one that a stand-in step moves by 1000 s the
+    first time it meets a level and by 1 ms after, so a timed first step fails the test on any machine, busy or
+    not."""
     real_step = preflight_module.train_step
     seen = set()
+    clock = [0.0]
 
     def step(state):
         level = state.phase().level
-        if level not in seen:
-            seen.add(level)
-            time.sleep(FIRST_STEP_S)
+        clock[0] += 1e-3 if level in seen else FIRST_STEP_S
+        seen.add(level)
         return real_step(state)
 
     monkeypatch.setattr(preflight_module, "train_step", step)
+    monkeypatch.setattr(preflight_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
     report = preflight(resolve_config("smoke"), ArrayDataset.random(8, 3, (32, 32)), device="cpu",
                        widths="narrow", check_resume=False)
     assert len(report.rows) >= 5 and seen == {0, 1, 2, 3}
