@@ -8,14 +8,23 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "pgsound"
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the pgsound modules it imports, counting imports inside functions too."""
-    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+def is_import_by_name(node: ast.AST) -> bool:
+    """``importlib.import_module("literal")`` or ``import_module("literal")``."""
+    if not isinstance(node, ast.Call) or not node.args or not isinstance(node.args[0], ast.Constant):
+        return False
+    function = node.func
+    name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
+    return name == "import_module" and isinstance(node.args[0].value, str)
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the pgsound modules it imports, counting imports inside functions and by name too."""
+    modules = {module_name(p, package): p for p in package.rglob("*.py")}
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text())):
@@ -24,6 +33,8 @@ def import_graph() -> dict[str, set[str]]:
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif is_import_by_name(node):  # importlib.import_module("pgsound.x"): an import all the same
+                targets = [node.args[0].value]
             for target in targets:
                 if target in modules and target != name and not name.startswith(target + "."):
                     graph[name].add(target)
@@ -78,3 +89,13 @@ def test_no_package_name_hides_one_of_its_modules():
         parent, _, name = info.name.rpartition(".")
         value = getattr(importlib.import_module(parent), name)
         assert isinstance(value, types.ModuleType), f"{parent}.{name} is {value!r}, not the module {info.name}"
+
+
+def test_imports_by_name_are_edges_of_the_graph(tmp_path):
+    """The cycle the command line once hid (it loaded its commands by name) is found."""
+    package = tmp_path / "pgsound"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "cli.py").write_text('import importlib\nimportlib.import_module("pgsound.commands")\n')
+    (package / "commands.py").write_text("def run():\n    from pgsound.cli import main\n")
+    assert find_cycle(import_graph(package)) == ["pgsound.cli", "pgsound.commands", "pgsound.cli"]
