@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pgsound.config import LossConfig
 from pgsound.networks import Alpha
 
 
@@ -70,7 +71,7 @@ def discriminator_loss(
     fakes: torch.Tensor,
     level: int,
     alpha: Alpha,
-    config: Any,
+    config: LossConfig,
     real_labels: torch.Tensor | None = None,
     fake_labels: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -88,11 +89,9 @@ def discriminator_loss(
     if config.kind == "wgan-gp":
         penalty = gradient_penalty(penalty_net, reals, fakes, level, alpha, config.gp_target, generator).mean()
         loss = fake_scores.mean() - real_scores.mean() + config.gp_lambda * penalty + config.drift * drift
-    elif config.kind == "logistic":
+    else:  # "logistic": LossConfig allows no other kind
         penalty = r1_penalty(penalty_net, reals, level, alpha).mean()
         loss = F.softplus(fake_scores).mean() + F.softplus(-real_scores).mean() + config.r1_gamma / 2 * penalty
-    else:
-        raise ValueError(f"unknown loss kind {config.kind!r}; expected 'wgan-gp' or 'logistic'")
     if real_logits is not None:
         if real_labels is None or fake_labels is None:
             raise ValueError("a conditional D needs real_labels and fake_labels (AC-GAN)")
@@ -113,17 +112,15 @@ def generator_loss(
     fakes: torch.Tensor,
     level: int,
     alpha: Alpha,
-    config: Any,
+    config: LossConfig,
     fake_labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """G's loss: ``-mean D(fake)`` (WGAN-GP) or ``mean softplus(-D(fake))`` (logistic), plus the AC-GAN term."""
     scores, logits = split_output(D(fakes, level, alpha))
     if config.kind == "wgan-gp":
         loss = -scores.mean()
-    elif config.kind == "logistic":
+    else:  # "logistic"
         loss = F.softplus(-scores).mean()
-    else:
-        raise ValueError(f"unknown loss kind {config.kind!r}; expected 'wgan-gp' or 'logistic'")
     if logits is not None:
         if fake_labels is None:
             raise ValueError("a conditional D needs fake_labels (AC-GAN)")

@@ -189,7 +189,6 @@ class Discriminator(nn.Module):
         fmap_base: int = 8192,
         fmap_decay: float = 1.0,
         fmap_max: int = 512,
-        latent_size: int | None = None,
         num_labels: int = 0,
         mbstd_group_size: int = 4,
     ) -> None:
@@ -197,7 +196,6 @@ class Discriminator(nn.Module):
         base_shape = tuple(base_shape)
         self.num_levels = count_levels(resolution, base_shape)
         nf = [num_features(s, fmap_base, fmap_decay, fmap_max) for s in range(self.num_levels + 1)]
-        del latent_size  # D's shape does not depend on G's latent; accepted so G and D share keywords
         self.num_labels = num_labels
         self.channels = channels
         self.from_rgb = nn.ModuleList(EqualizedConv2d(channels, nf[k + 1], 1) for k in range(self.num_levels))

@@ -34,9 +34,6 @@ class LevelPlan:
     resolution: int  # the larger side: the key of the schedule's tables
     minibatch: int  # the global minibatch
     per_process: int  # each process's share
-    lr: float
-    g_channels: int  # G's block at this level (nf(level + 1))
-    d_channels: int
 
 
 def reached_levels(config: TrainConfig, num_levels: int) -> list[int]:
@@ -57,9 +54,6 @@ def level_plans(config: TrainConfig, resolution: tuple[int, int], nproc: int = 1
         batch = config.schedule.minibatch.get(res, config.schedule.minibatch_default)
         plans.append(LevelPlan(
             level=level, shape=shape, resolution=res, minibatch=batch, per_process=batch // nproc,
-            lr=config.schedule.lr.get(res, config.schedule.lr_default),
-            g_channels=num_features(level + 1, config.g.fmap_base, config.g.fmap_decay, config.g.fmap_max),
-            d_channels=num_features(level + 1, config.d.fmap_base, config.d.fmap_decay, config.d.fmap_max),
         ))
     return plans
 

@@ -281,11 +281,11 @@ def build_networks(config: TrainConfig, data: DataSpec | Any) -> tuple[torch.nn.
 
     common = dict(
         resolution=tuple(data.resolution), base_shape=tuple(config.base_shape), channels=data.channels,
-        latent_size=config.latent_size, num_labels=data.num_labels if config.conditional else 0,
+        num_labels=data.num_labels if config.conditional else 0,
     )
     G = Generator(
         **common, fmap_base=config.g.fmap_base, fmap_decay=config.g.fmap_decay, fmap_max=config.g.fmap_max,
-        first_gain_tf=config.g_first_gain_tf,
+        latent_size=config.latent_size, first_gain_tf=config.g_first_gain_tf,
     )
     D = Discriminator(
         **common, fmap_base=config.d.fmap_base, fmap_decay=config.d.fmap_decay, fmap_max=config.d.fmap_max,
