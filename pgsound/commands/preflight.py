@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pgsound.config import resolve_config
     from pgsound.datasets import ArrayDataset, open_dataset
+    from pgsound.device import choose_device
     from pgsound.errors import CommandError
     from pgsound.files import atomic_write
     from pgsound.preflight import preflight
@@ -67,8 +68,13 @@ def run(args: argparse.Namespace) -> int:
         labels = 10 if config.conditional else 0
         dataset = ArrayDataset.random(count, channels, (height, width), num_labels=labels, seed=config.seed)
         source = f"{count} random pictures of {channels}x{height}x{width}"
-    device = torch.device(args.device) if args.device else None
     print(f"preflight of {args.preset} ({args.widths} widths, {args.nproc} process(es)) on {source}", flush=True)
+    if args.device:
+        device, device_note = torch.device(args.device), "chosen with --device"
+    else:
+        choice = choose_device()  # CUDA, else MPS when its self-check passes, else the CPU: as pgsound train
+        device, device_note = choice.device, choice.note
+    print(f"device {device} ({device_note})", flush=True)
 
     def show(row) -> None:
         print(f"  {row.phase}: {row.step_seconds:.3g} s per step of {row.per_process}", flush=True)
@@ -79,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"preflight took {report.wall_seconds:.0f} s; samples, metrics and checkpoints add to the hours above")
     if args.json_path:
         payload = {"preset": args.preset, "widths": args.widths, "nproc": args.nproc, "device": report.device,
-                   "memory": report.memory_kind, "rows": [dataclasses.asdict(r) for r in report.rows],
+                   "device_choice": device_note, "memory": report.memory_kind,
+                   "rows": [dataclasses.asdict(r) for r in report.rows],
                    "total_hours": report.total_hours, "resume_exact": report.resume_exact,
                    "wall_seconds": report.wall_seconds}
         with atomic_write(args.json_path) as temp:
