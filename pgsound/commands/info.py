@@ -17,9 +17,10 @@ def info_lines() -> list[str]:
 
     import pgsound
     from pgsound import pretrained
-    from pgsound.device import default_device, describe_device
+    from pgsound.device import choose_device, describe_device
     from pgsound.profile import ENV_VAR, current_profile
 
+    choice = choose_device()  # on a Mac with torch's MPS build, runs the one-step self-check (once)
     lines = [
         f"pgsound   {pgsound.__version__}",
         f"python    {platform.python_version()} ({platform.machine()})",
@@ -33,7 +34,7 @@ def info_lines() -> list[str]:
             version = "not installed"
         lines.append(f"{module:<9} {version}")
     lines += [
-        f"device    {describe_device(default_device())}",
+        f"device    {describe_device(choice.device)}; {choice.note}",
         f"threads   {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op",
         f"profile   {current_profile()} (set {ENV_VAR} to smoke, cpu or gpu)",
         f"shipped   {', '.join(pretrained.list()) or 'none'} (pgsound generate --pretrained NAME)",
