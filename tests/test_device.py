@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pgsound import device as device_module
-from pgsound.device import SelfCheck, check_step, choose_device, default_device, self_check
+from pgsound.device import DeviceChoice, SelfCheck, check_step, choose_device, default_device, self_check
 
 
 @pytest.fixture(autouse=True)
@@ -158,3 +158,31 @@ def test_the_step_changes_no_random_state(cpu_step):
     again = check_step("cpu")
     assert torch.equal(torch.get_rng_state(), before)
     assert all(torch.equal(again[name], cpu_step[name]) for name in cpu_step)  # the same numbers every time
+
+
+@pytest.mark.parametrize("notable", [True, False])
+def test_train_prints_the_choice_when_it_takes_or_passes_over_apples_gpu(monkeypatch, capsys, notable):
+    from pgsound import cli
+
+    choice = DeviceChoice(torch.device("cpu"), "mps: not available: simulated", notable)
+    monkeypatch.setattr(device_module, "choose_device", lambda: choice)
+    assert cli.main(["train", "--resume", "nowhere", "--preset", "smoke"]) == 2  # refused after the choice
+    assert (choice.line() in capsys.readouterr().out) == notable
+
+
+def test_preflight_prints_the_device_and_why(monkeypatch, capsys):
+    from pgsound import cli, preflight
+    from pgsound.errors import UserError
+
+    choice = DeviceChoice(torch.device("mps"), "self-check passed: simulated", True)
+    monkeypatch.setattr(device_module, "choose_device", lambda: choice)
+
+    def stop(config, dataset, device, **options):
+        raise UserError(f"stopped on {device}")
+
+    monkeypatch.setattr(preflight, "preflight", stop)
+    assert cli.main(["preflight", "--preset", "smoke"]) == 2
+    captured = capsys.readouterr()
+    assert "device mps (self-check passed: simulated)" in captured.out and "stopped on mps" in captured.err
+    assert cli.main(["preflight", "--preset", "smoke", "--device", "cpu"]) == 2
+    assert "device cpu (chosen with --device)" in capsys.readouterr().out

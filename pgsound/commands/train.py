@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pgsound.config import resolve_config, save_config
     from pgsound.datasets import open_dataset
-    from pgsound.device import configure_process, default_device
+    from pgsound.device import choose_device, configure_process
     from pgsound.distributed import init_from_environment
     from pgsound.errors import CommandError
     from pgsound.runs import checkpoint_path, new_run_dir
@@ -43,7 +43,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.kimg is not None and args.kimg <= 0:
         raise CommandError(f"--kimg must be positive (the kimg to stop at, in all), got {args.kimg:g}")
-    device = torch.device(args.device) if args.device else default_device()
+    if args.device:
+        device = torch.device(args.device)
+    else:
+        choice = choose_device()
+        device = choice.device
+        if choice.notable:  # Apple's GPU taken, or passed over on a Mac: one line saying why
+            print(choice.line(), flush=True)
     configure_process(device)
     group = init_from_environment(device)
     if device.type == "cuda" and group.active:
