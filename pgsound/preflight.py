@@ -202,13 +202,19 @@ class StepFlopCounter(FlopCounterMode):
 
 
 class PeakMemory:
-    """Peak memory of the next interval: CUDA's allocator peak, or the process's peak resident set on Linux."""
+    """Peak memory of the next interval: CUDA's allocator peak, or the process's peak resident set on Linux.
+
+    On Apple's GPU (MPS), which keeps no peak and whose buffers the resident set does not count, it is the
+    memory the MPS driver holds at the end of the interval.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.clear_refs = Path("/proc/self/clear_refs")
         if device.type == "cuda":
             self.kind = f"max_memory_allocated on {device}"
+        elif device.type == "mps":
+            self.kind = "driver_allocated_memory on mps after the step (MPS keeps no peak)"
         elif self.clear_refs.exists():
             self.kind = "peak resident set of this process (VmHWM, reset per phase)"
         else:
@@ -218,6 +224,8 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
             return
+        if self.device.type == "mps":
+            return
         try:
             self.clear_refs.write_text("5")  # Linux: "5" resets the peak resident set to the current one
         except OSError:
@@ -226,6 +234,8 @@ class PeakMemory:
     def read(self) -> int:
         if self.device.type == "cuda":
             return int(torch.cuda.max_memory_allocated(self.device))
+        if self.device.type == "mps":
+            return int(torch.mps.driver_allocated_memory())
         try:
             for line in Path("/proc/self/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -277,8 +287,11 @@ def states_equal(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def _synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work: GPUs run asynchronously, and a step's time must include its work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def _phase_error(name: str, plan_batch: int, error: BaseException, device: torch.device) -> PreflightError:
@@ -353,7 +366,7 @@ def _walk_phase(state: TrainState, config: TrainConfig, window: PhaseWindow, npr
         net.zero_grad(set_to_none=True)
     flops = StepFlopCounter()
     try:
-        if state.device.type == "cuda" or new_shapes:
+        if state.device.type != "cpu" or new_shapes:  # a GPU (CUDA, MPS) warms up at every phase
             # A warm-up step counts the FLOPs; the timed step then runs without the counter, whose Python hook
             # per operation would show in a GPU step's time. On CUDA cuDNN picks its algorithms for these shapes
             # in the first step. A CPU's first step at new shapes pays oneDNN's set-up of its kernels and the

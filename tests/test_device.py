@@ -186,3 +186,17 @@ def test_preflight_prints_the_device_and_why(monkeypatch, capsys):
     assert "device mps (self-check passed: simulated)" in captured.out and "stopped on mps" in captured.err
     assert cli.main(["preflight", "--preset", "smoke", "--device", "cpu"]) == 2
     assert "device cpu (chosen with --device)" in capsys.readouterr().out
+
+
+def test_preflight_waits_for_apples_gpu_and_reads_its_memory(monkeypatch):
+    """MPS runs asynchronously like CUDA: a step's time must include its work; its buffers are the driver's."""
+    from pgsound import preflight
+
+    calls = []
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: calls.append("synchronize"))
+    monkeypatch.setattr(torch.mps, "driver_allocated_memory", lambda: 123 << 20)
+    preflight._synchronize(torch.device("mps"))
+    assert calls == ["synchronize"]
+    memory = preflight.PeakMemory(torch.device("mps"))
+    memory.reset()
+    assert memory.read() == 123 << 20 and "mps" in memory.kind
