@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--iters", type=int, default=30)
     args = parser.parse_args()
-    generator, record = (pretrained.load(args.run) if args.run in pretrained.list() else load_generator(args.run))
+    generator, record = (pretrained.load(args.run) if args.run in pretrained.names() else load_generator(args.run))
     dataset = open_dataset(args.data)
     config = SpectrogramConfig.from_dict(dataset.metadata["spectrogram"])
     z = torch.randn(args.n, generator.latent_size, generator=torch.Generator().manual_seed(0))

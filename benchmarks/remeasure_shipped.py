@@ -20,7 +20,7 @@ from pgsound.commands.prepare import regenerate_pretrained_data
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="+", choices=pretrained.list())
+    parser.add_argument("names", nargs="+", choices=pretrained.names())
     parser.add_argument("--data-folder", type=Path, default=Path("."))
     args = parser.parse_args(argv)
     for name in args.names:

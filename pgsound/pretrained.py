@@ -11,7 +11,6 @@ measured on the shipped file. The commands also regenerate the real data, so the
 
 from __future__ import annotations
 
-import builtins
 import json
 import shlex
 from pathlib import Path
@@ -29,7 +28,7 @@ FOLDER = Path(__file__).with_name("pretrained_runs")
 DATA = "DATA"  # the dataset file in a manifest's commands
 
 
-def list(folder: Path = FOLDER) -> builtins.list[str]:
+def names(folder: Path = FOLDER) -> list[str]:
     """The names of the shipped runs."""
     return sorted(p.stem for p in Path(folder).glob("*.json") if (p.with_suffix(".pt")).exists())
 
@@ -38,7 +37,7 @@ def path(name: str, folder: Path = FOLDER) -> Path:
     """The shipped checkpoint of ``name``; an unknown name is an error that lists the known ones."""
     found = Path(folder) / f"{name}.pt"
     if not found.exists() or not found.with_suffix(".json").exists():
-        known = ", ".join(list(folder)) or "none"
+        known = ", ".join(names(folder)) or "none"
         raise UserError(f"no shipped run {name!r}; the package ships: {known}")
     return found
 
@@ -54,7 +53,7 @@ def load(name: str, device: torch.device | str | None = None, folder: Path = FOL
     return load_generator(path(name, folder), device=device)
 
 
-def commands(record: dict[str, Any], data: str | Path) -> builtins.list[builtins.list[str]]:
+def commands(record: dict[str, Any], data: str | Path) -> list[list[str]]:
     """The manifest's ``pgsound`` commands with ``DATA`` replaced by ``data``."""
     return [[str(data) if word == DATA else word for word in command] for command in record["commands"]]
 
@@ -90,7 +89,7 @@ def export(checkpoint: str | Path, name: str, record: dict[str, Any], data: str 
     return target
 
 
-def metric_names(data: str | Path, n: int) -> builtins.list[str]:
+def metric_names(data: str | Path, n: int) -> list[str]:
     """The metrics a shipped run's manifest records: every default one for its data at ``n`` images a side (or
     half the data, as :func:`pgsound.evaluate.evaluate_run` compares), and the note classifier's on sound."""
     from pgsound.datasets import open_dataset

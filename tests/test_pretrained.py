@@ -45,7 +45,7 @@ def tiny_run(tmp_path_factory):
 
 def test_export_writes_a_float16_checkpoint_and_its_manifest(tiny_run):
     folder, _ = tiny_run
-    assert pretrained.list(folder) == ["tiny"]
+    assert pretrained.names(folder) == ["tiny"]
     state = torch.load(folder / "tiny.pt", weights_only=True)
     assert {"Gs", "config", "data", "images_shown"} <= set(state) and "D" not in state and "opt_g" not in state
     assert all(v.dtype == torch.float16 for v in state["Gs"].values() if v.is_floating_point())
@@ -70,7 +70,7 @@ def test_generate_takes_a_run_or_pretrained_but_not_both(tmp_path, capsys):
     assert "no shipped run 'no-such-run'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", pretrained.list())
+@pytest.mark.parametrize("name", pretrained.names())
 def test_a_shipped_run_measures_what_its_manifest_says(name, tmp_path):
     """The data regenerated from the manifest's recipe and the shipped weights give the manifest's figures."""
     from pgsound.evaluate import evaluate_run
@@ -89,7 +89,7 @@ def test_a_shipped_run_measures_what_its_manifest_says(name, tmp_path):
         assert measured[key] == pytest.approx(expected, rel=0.05, abs=one_bin), key
 
 
-@pytest.mark.parametrize("name", pretrained.list())
+@pytest.mark.parametrize("name", pretrained.names())
 def test_a_shipped_run_recipe_runs_at_smoke_size(name, tmp_path):
     for command in pretrained.commands(pretrained.manifest(name), tmp_path / "data.h5"):
         small = smoke_size(command)

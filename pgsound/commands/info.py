@@ -37,7 +37,7 @@ def info_lines() -> list[str]:
         f"device    {describe_device(choice.device)}; {choice.note}",
         f"threads   {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op",
         f"profile   {current_profile()} (set {ENV_VAR} to smoke, cpu or gpu)",
-        f"shipped   {', '.join(pretrained.list()) or 'none'} (pgsound generate --pretrained NAME)",
+        f"shipped   {', '.join(pretrained.names()) or 'none'} (pgsound generate --pretrained NAME)",
     ]
     return lines
 
