@@ -258,7 +258,7 @@ def media_slider(
 ):
     """A slider over precomputed steps, each a label, a picture and (optionally) its sound.
 
-    ``picture`` is uint8 (H, W, 3) (``pgsound.samples.grid_image`` makes one); the clips are embedded without
+    ``picture`` is uint8 (H, W, 3) (``pgsound.samples.grid_canvas`` makes one); the clips are embedded without
     normalisation, as :func:`audio`. Every step is in the page and the slider is a few lines of JavaScript,
     so it works in Jupyter and in the static HTML book alike, with no kernel. Returns ``IPython.display.HTML``.
     (book: chapters 2, 6 and 9)

@@ -37,7 +37,7 @@ def to_uint8(images: torch.Tensor | np.ndarray, colormap: str | None = None) -> 
     return np.rint(x * 255).astype(np.uint8)
 
 
-def grid_image(
+def grid_canvas(
     images: torch.Tensor | np.ndarray,
     grid: tuple[int, int],
     spectrogram: bool = False,
@@ -66,8 +66,8 @@ def grid_image(
     return canvas
 
 
-def save_png(picture: np.ndarray, path: str | Path) -> Path:
-    """Write an 8-bit picture as PNG, atomically (``pgsound.files.atomic_write``)."""
+def save_rgb_png(path: str | Path, picture: np.ndarray) -> Path:
+    """Write an 8-bit (H, W, 3) picture as PNG, atomically (``pgsound.files.atomic_write``)."""
     from PIL import Image
 
     path = Path(path)
@@ -130,7 +130,7 @@ def write_sample_set(
     """
     folder = Path(folder)
     settings = spectrogram_settings(metadata)
-    files = [save_png(grid_image(images, grid, spectrogram=settings is not None), folder / f"{stem}.png")]
+    files = [save_rgb_png(folder / f"{stem}.png", grid_canvas(images, grid, spectrogram=settings is not None))]
     representation = metadata.get("representation", "magnitude") if metadata else "magnitude"
     if singles and settings is not None and representation in ("magnitude", "mag-if"):
         # Pictures that `pgsound invert` reads: 16-bit, full size, the settings in the PNG (mag-if: its magnitude).
@@ -141,8 +141,8 @@ def write_sample_set(
             files.append(save_spectrogram_png(folder / f"{stem}-{i:02d}.png", item))
     elif singles:
         for i in range(len(images)):
-            one = grid_image(images[i : i + 1], (1, 1), spectrogram=settings is not None, min_cell=1, padding=0)
-            files.append(save_png(one, folder / f"{stem}-{i:02d}.png"))
+            one = grid_canvas(images[i : i + 1], (1, 1), spectrogram=settings is not None, min_cell=1, padding=0)
+            files.append(save_rgb_png(folder / f"{stem}-{i:02d}.png", one))
     if settings is not None and audio_count > 0:
 
         count = len(images) if concatenate_audio else min(audio_count, len(images))

@@ -50,10 +50,10 @@ def test_invert_onto_a_full_disk_is_one_line_naming_the_wav(tmp_path):
 def test_a_picture_that_does_not_fit_leaves_no_partial_png(tmp_path):
     code = textwrap.dedent("""
         import numpy as np
-        from pgsound.samples import save_png
+        from pgsound.samples import save_rgb_png
         noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # 12 kB that PNG cannot shrink
         try:
-            save_png(noise, "grid.png")
+            save_rgb_png("grid.png", noise)
         except OSError as error:
             print(error.filename)
     """)

@@ -157,6 +157,8 @@ def evaluate_metrics(
             raise UserError(f"NDB with {bins} bins needs {2 * bins} reals to make the bins, and {count} images "
                             f"per side leave {fit}: lower --ndb-bins or raise --n")
     device = torch.device(device) if device is not None else default_device()
+    if device.type == "mps":  # the metrics sum in float64, which Apple's GPU lacks: they run on the CPU there
+        device = torch.device("cpu")
     values: dict[str, float] = {}
     for name in chosen:
         kwargs = dict(options.get(name, {}))
