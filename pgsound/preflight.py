@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pgsound.checkpoint import save_checkpoint
 from pgsound.config import TrainConfig
+from pgsound.datasets.protocol import Dataset
 from pgsound.device import configure_process, default_device, describe_device
 from pgsound.errors import UserError
 from pgsound.memory import format_bytes
@@ -305,7 +306,7 @@ def _phase_error(name: str, plan_batch: int, error: BaseException, device: torch
 
 def preflight(
     config: TrainConfig,
-    dataset: Any,
+    dataset: Dataset,
     device: torch.device | str | None = None,
     nproc: int = 1,
     widths: str = "preset",
@@ -403,7 +404,7 @@ def _walk_phase(state: TrainState, config: TrainConfig, window: PhaseWindow, npr
     )
 
 
-def _check_resume(config: TrainConfig, dataset: Any, device: torch.device, num_levels: int) -> tuple[bool, int]:
+def _check_resume(config: TrainConfig, dataset: Dataset, device: torch.device, num_levels: int) -> tuple[bool, int]:
     """Resume bit-exactly across the two kinds of boundary: the end of the first fade-in (its old path goes,
     Adam resets) and the start of the next level's fade-in (a new resolution, new layers, Adam resets).
 
@@ -418,7 +419,7 @@ def _check_resume(config: TrainConfig, dataset: Any, device: torch.device, num_l
     return all(same for same, _ in results), results[0][1]
 
 
-def _resume_across(config: TrainConfig, dataset: Any, device: torch.device, num_levels: int,
+def _resume_across(config: TrainConfig, dataset: Dataset, device: torch.device, num_levels: int,
                    boundary: int) -> tuple[bool, int]:
     """Steps A, B, C with C the first after ``boundary``, against A, checkpoint, resume, B, C."""
 

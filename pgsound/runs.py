@@ -23,6 +23,7 @@ import torch
 
 from pgsound.checkpoint import GENERATOR_KEYS, CheckpointError, checkpoints_in, damage, load_checkpoint
 from pgsound.config import TrainConfig
+from pgsound.datasets.protocol import Dataset
 from pgsound.device import default_device
 from pgsound.errors import MissingFileError, UserError
 from pgsound.files import read_jsonl
@@ -45,7 +46,7 @@ class DataSpec:
     thumbnails: tuple[float, ...] = ()  # the fingerprint's pictures as 4x4 block means: a re-prepared set matches
 
     @classmethod
-    def of(cls, dataset: Any) -> DataSpec:
+    def of(cls, dataset: Dataset) -> DataSpec:
         """The spec of an opened dataset (a prepared file or pictures in memory)."""
         path = getattr(dataset, "path", None)
         return cls(
@@ -126,13 +127,13 @@ def _canonical(metadata: dict[str, Any]) -> str:
     return json.dumps(metadata, sort_keys=True, default=str)
 
 
-def _fingerprint_pictures(dataset: Any) -> list[np.ndarray]:
+def _fingerprint_pictures(dataset: Dataset) -> list[np.ndarray]:
     """The first, middle and last full-size pictures."""
     pictures = dataset.images(*tuple(int(s) for s in dataset.resolution))
     return [np.asarray(pictures[i]) for i in sorted({0, dataset.count // 2, dataset.count - 1})]
 
 
-def dataset_fingerprint(dataset: Any) -> str:
+def dataset_fingerprint(dataset: Dataset) -> str:
     """A short hash of a dataset's metadata, count and first, middle and last full-size pictures."""
     digest = hashlib.sha256()
     digest.update(_canonical(dataset.metadata).encode())
@@ -142,7 +143,7 @@ def dataset_fingerprint(dataset: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def dataset_thumbnails(dataset: Any) -> tuple[float, ...]:
+def dataset_thumbnails(dataset: Dataset) -> tuple[float, ...]:
     """The fingerprint's pictures as means over a grid of 4x4 blocks (fewer on a side under 4), per channel, in
     one flat tuple; sides that 4 does not divide get blocks of nearly equal size."""
     values: list[float] = []

@@ -30,6 +30,7 @@ import torch
 from pgsound.checkpoint import TRAINING_KEYS, CheckpointError, load_checkpoint, save_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.datasets import LevelLoader
+from pgsound.datasets.protocol import Dataset
 from pgsound.device import default_device, describe_machine
 from pgsound.distributed import ProcessGroup, average_gradients, average_tensor, split_batch
 from pgsound.ema import ema_beta_at, make_ema, update_ema
@@ -136,7 +137,7 @@ class TrainState:
 
 
 def new_state(
-    config: TrainConfig, dataset: Any, device: torch.device | str | None = None, group: ProcessGroup | None = None
+    config: TrainConfig, dataset: Dataset, device: torch.device | str | None = None, group: ProcessGroup | None = None
 ) -> TrainState:
     """A fresh run's state: networks initialised from the config's seed, Adam, seeded random streams.
 
@@ -174,7 +175,7 @@ def new_state(
 
 
 def resume_state(
-    checkpoint: str | Path, dataset: Any, device: torch.device | str | None = None,
+    checkpoint: str | Path, dataset: Dataset, device: torch.device | str | None = None,
     group: ProcessGroup | None = None, allow_other_data: bool = False,
 ) -> TrainState:
     """The state saved in a checkpoint file, or in the newest checkpoint of a run folder, on ``dataset``.
@@ -339,7 +340,7 @@ class TrainResult:
 
 def train(
     config: TrainConfig,
-    dataset: Any,
+    dataset: Dataset,
     run_dir: str | Path | None = None,
     *,
     state: TrainState | None = None,

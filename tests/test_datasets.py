@@ -299,3 +299,17 @@ def test_a_full_disk_is_a_message_and_leaves_no_partial_file(tmp_path, monkeypat
     error = capsys.readouterr().err
     assert f"no space left on {tmp_path} for shapes.h5" in error and "MiB free" in error
     assert list(tmp_path.iterdir()) == []  # neither the file nor its partial
+
+
+def test_both_kinds_of_dataset_offer_the_dataset_interface(tmp_path):
+    """What the trainer and the metrics read exists on a prepared file and on pictures in memory alike."""
+    from pgsound.datasets import ArrayDataset, Dataset, open_dataset
+
+    prepare_synthetic_shapes(tmp_path / "s.h5", count=8, resolution=8)
+    for dataset in (open_dataset(tmp_path / "s.h5"), ArrayDataset.random(8, 3, (8, 8), num_labels=3, seed=0)):
+        assert isinstance(dataset, Dataset)
+        assert (dataset.count, dataset.channels, tuple(dataset.resolution), dataset.num_labels) == (8, 3, (8, 8), 3)
+        pictures = dataset.to_float(np.asarray(dataset.images(4, 4)[:2]))
+        assert pictures.shape == (2, 3, 4, 4) and pictures.dtype == np.float32
+        assert -1 <= pictures.min() and pictures.max() <= 1
+        dataset.close()

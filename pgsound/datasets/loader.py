@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgsound.datasets.hdf5 import PreparedDataset
+from pgsound.datasets.protocol import Dataset
 from pgsound.layers import downsample2x, upsample2x
 from pgsound.schedule import level_resolution
 
@@ -43,7 +43,7 @@ class LevelLoader:
 
     def __init__(
         self,
-        dataset: PreparedDataset,
+        dataset: Dataset,
         device: torch.device | str = "cpu",
         seed: int = 0,
         mirror: bool = False,
