@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pgsound.datasets import open_dataset
-from pgsound.datasets.prepare import prepare_audio, prepare_sampled_piano, prepare_synthetic_piano
+from pgsound.datasets import open_dataset, prepare_audio, prepare_sampled_piano, prepare_synthetic_piano
 from pgsound.metrics.swd import sliced_wasserstein_distances
 from pgsound.spectrogram import SpectrogramConfig
 

@@ -119,7 +119,7 @@ def test_save_checkpoint_onto_a_full_disk_is_an_os_error_naming_the_file(tmp_pat
 
 @pytest.mark.slow
 def test_train_onto_a_full_disk_at_its_checkpoint_is_one_line(tmp_path):
-    from pgsound.datasets.prepare import prepare_synthetic_shapes
+    from pgsound.datasets import prepare_synthetic_shapes
 
     prepare_synthetic_shapes(tmp_path / "shapes.h5", count=32, resolution=8)
     # The log, the samples and the config fit under 100 kB; the smoke checkpoint (about 300 kB) does not.
@@ -139,8 +139,7 @@ def test_train_onto_a_full_disk_at_its_checkpoint_is_one_line(tmp_path):
 def two_checkpoints(tmp_path_factory):
     """A run folder with checkpoints after one and after two steps, and its data."""
     from pgsound.config import resolve_config
-    from pgsound.datasets import open_dataset
-    from pgsound.datasets.prepare import prepare_synthetic_shapes
+    from pgsound.datasets import open_dataset, prepare_synthetic_shapes
     from pgsound.trainer import train
 
     folder = tmp_path_factory.mktemp("damaged")
@@ -218,7 +217,7 @@ def small_config():
 
 
 def test_prepare_audio_follows_a_link_to_a_recording_outside_its_folder(tmp_path):
-    from pgsound.datasets.prepare import prepare_audio
+    from pgsound.datasets import prepare_audio
 
     folder, elsewhere = tmp_path / "takes", tmp_path / "elsewhere"
     (folder / "sub").mkdir(parents=True)
@@ -332,7 +331,7 @@ def damage_first_chunks(path: Path, out: Path, levels: tuple[str, ...]) -> Path:
 def test_prepared_datasets_carry_fletcher32_checksums(tmp_path):
     import h5py
 
-    from pgsound.datasets.prepare import prepare_audio, prepare_synthetic_shapes
+    from pgsound.datasets import prepare_audio, prepare_synthetic_shapes
 
     shapes = prepare_synthetic_shapes(tmp_path / "shapes.h5", count=8, resolution=8)
     (tmp_path / "takes").mkdir()
@@ -349,8 +348,7 @@ def test_prepared_datasets_carry_fletcher32_checksums(tmp_path):
 
 
 def test_damaged_pixels_are_one_line_naming_the_file_and_the_level(tmp_path, capsys):
-    from pgsound.datasets import DatasetError, open_dataset
-    from pgsound.datasets.prepare import prepare_synthetic_shapes
+    from pgsound.datasets import DatasetError, open_dataset, prepare_synthetic_shapes
 
     prepare_synthetic_shapes(tmp_path / "shapes.h5", count=64, resolution=8)
     bad = damage_first_chunks(tmp_path / "shapes.h5", tmp_path / "bad.h5", ("data8x8",))
@@ -431,7 +429,7 @@ def test_a_multichannel_file_is_read_block_by_block_into_the_same_mix(tmp_path, 
 
 # ---- a recording's tail ---------------------------------------------------------------------------------------------
 def test_prepare_audio_reports_the_tail_no_picture_covers(tmp_path):
-    from pgsound.datasets.prepare import prepare_audio
+    from pgsound.datasets import prepare_audio
 
     folder = tmp_path / "takes"
     folder.mkdir()

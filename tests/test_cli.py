@@ -131,7 +131,7 @@ def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path, monkeypatch
     """`pgsound dataset info x.h5 | head -2`: the closed pipe is the reader's choice, not a crash."""
     import sys
 
-    from pgsound.datasets.prepare import prepare_synthetic_shapes
+    from pgsound.datasets import prepare_synthetic_shapes
 
     data = tmp_path / "shapes.h5"
     prepare_synthetic_shapes(data, count=8, resolution=8)

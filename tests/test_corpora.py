@@ -11,10 +11,9 @@ import pytest
 import soundfile as sf
 
 from pgsound.cli import main
-from pgsound.datasets import open_dataset
+from pgsound.datasets import open_dataset, prepare_maestro, prepare_nsynth
 from pgsound.datasets.maestro import COLUMNS, parse_years, read_catalogue
 from pgsound.datasets.nsynth import parse_pitch_range
-from pgsound.datasets.prepare import prepare_maestro, prepare_nsynth
 from pgsound.errors import UserError
 from pgsound.spectrogram import SpectrogramConfig
 

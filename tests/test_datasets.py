@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from pgsound.datasets import DatasetError, DatasetWriter, LevelLoader, fade_reals, open_dataset
-from pgsound.datasets.prepare import prepare_images, prepare_synthetic_shapes
+from pgsound.datasets import (
+    DatasetError,
+    DatasetWriter,
+    LevelLoader,
+    fade_reals,
+    open_dataset,
+    prepare_images,
+    prepare_synthetic_shapes,
+)
 
 
 def write_like_h5tool(path, images: np.ndarray, labels: np.ndarray | None = None, chunk: int = 8) -> list[np.ndarray]:
@@ -223,7 +230,7 @@ def test_prepare_and_dataset_info_commands(tmp_path, capsys):
 
 
 def test_synthetic_piano_dataset_is_seeded_and_labelled(tmp_path):
-    from pgsound.datasets.prepare import prepare_synthetic_piano
+    from pgsound.datasets import prepare_synthetic_piano
     from pgsound.spectrogram import SpectrogramConfig
 
     # The lowest 32 bins of a 512-point STFT, hop 256: pictures of 0.5 s (7936 samples).
@@ -244,7 +251,7 @@ def test_synthetic_piano_dataset_is_seeded_and_labelled(tmp_path):
 def test_prepare_audio_skips_and_reports_bad_files(tmp_path):
     import soundfile as sf
 
-    from pgsound.datasets.prepare import prepare_audio
+    from pgsound.datasets import prepare_audio
     from pgsound.spectrogram import SpectrogramConfig, audio_to_frames
 
     config = SpectrogramConfig(n_fft=64, hop_length=32, n_bins=32, n_frames=32)

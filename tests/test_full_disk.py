@@ -96,7 +96,7 @@ def test_append_whole_appends(tmp_path):
 
 
 def test_a_full_disk_while_writing_samples_keeps_the_tick_in_a_checkpoint(tmp_path, monkeypatch, capsys):
-    from pgsound.datasets.prepare import prepare_synthetic_shapes
+    from pgsound.datasets import prepare_synthetic_shapes
     from pgsound.runlog import read_log
     from pgsound.runs import latest_checkpoint
 

@@ -210,8 +210,7 @@ def test_pgsound_evaluate_pretrained_with_the_notes_metrics(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_run_conditioned_on_keys_reports_pitch_accuracy(tmp_path):
     from pgsound.config import resolve_config
-    from pgsound.datasets import open_dataset
-    from pgsound.datasets.prepare import prepare_synthetic_piano
+    from pgsound.datasets import open_dataset, prepare_synthetic_piano
     from pgsound.evaluate import evaluate_run
     from pgsound.trainer import train
 

@@ -7,8 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from pgsound.datasets import open_dataset
-from pgsound.datasets.prepare import prepare_sampled_piano
+from pgsound.datasets import open_dataset, prepare_sampled_piano
 from pgsound.piano_music import GROUPS, TAIL_SECONDS, perform, programme, read_score, works
 from pgsound.spectrogram import SpectrogramConfig
 from pgsound.synth_piano import HIGHEST, LOWEST

@@ -116,7 +116,7 @@ def test_a_full_disk_at_a_checkpoint_names_the_last_good_one(tmp_path, monkeypat
     import errno
 
     from pgsound.cli import main
-    from pgsound.datasets.prepare import prepare_synthetic_shapes
+    from pgsound.datasets import prepare_synthetic_shapes
 
     data = tmp_path / "shapes.h5"
     prepare_synthetic_shapes(data, count=32, resolution=8)
@@ -143,7 +143,7 @@ def test_a_resume_finds_its_data_by_the_path_as_given_when_the_project_moved(tmp
     import shutil
 
     from pgsound.cli import main
-    from pgsound.datasets.prepare import prepare_synthetic_shapes
+    from pgsound.datasets import prepare_synthetic_shapes
 
     project = tmp_path / "project"
     project.mkdir()

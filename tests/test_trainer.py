@@ -168,8 +168,7 @@ def test_two_processes_keep_identical_weights(shapes_file, tmp_path):
 
 def test_conditional_two_channel_run_trains_and_writes_audio(tmp_path):
     """AC-GAN on magnitude + instantaneous frequency pictures with octave labels (chapter 11's options)."""
-    from pgsound.datasets import open_dataset
-    from pgsound.datasets.prepare import prepare_synthetic_piano
+    from pgsound.datasets import open_dataset, prepare_synthetic_piano
     from pgsound.spectrogram import SpectrogramConfig
 
     geometry = SpectrogramConfig(n_fft=512, hop_length=256, n_bins=32, n_frames=32)

@@ -131,7 +131,7 @@ def _check_dataset_output(args: argparse.Namespace, reads: tuple[str, ...] = ())
 
 def run_audio(args: argparse.Namespace) -> int:
     from pgsound.audio_io import AUDIO_EXTENSIONS
-    from pgsound.datasets.prepare import prepare_audio
+    from pgsound.datasets import prepare_audio
 
     _check_dataset_output(args, reads=AUDIO_EXTENSIONS)
     dataset, report = prepare_audio(
@@ -145,8 +145,8 @@ def run_audio(args: argparse.Namespace) -> int:
 
 def run_maestro(args: argparse.Namespace) -> int:
     from pgsound.audio_io import AUDIO_EXTENSIONS
+    from pgsound.datasets import prepare_maestro
     from pgsound.datasets.maestro import parse_years
-    from pgsound.datasets.prepare import prepare_maestro
 
     _check_dataset_output(args, reads=AUDIO_EXTENSIONS)
     years = parse_years(args.year) if args.year else None
@@ -163,8 +163,8 @@ def run_maestro(args: argparse.Namespace) -> int:
 
 def run_nsynth(args: argparse.Namespace) -> int:
     from pgsound.audio_io import AUDIO_EXTENSIONS
+    from pgsound.datasets import prepare_nsynth
     from pgsound.datasets.nsynth import parse_pitch_range
-    from pgsound.datasets.prepare import prepare_nsynth
 
     _check_dataset_output(args, reads=AUDIO_EXTENSIONS)
     dataset, report = prepare_nsynth(
@@ -178,8 +178,8 @@ def run_nsynth(args: argparse.Namespace) -> int:
 
 
 def run_images(args: argparse.Namespace) -> int:
+    from pgsound.datasets import prepare_images
     from pgsound.datasets.images import IMAGE_SUFFIXES
-    from pgsound.datasets.prepare import prepare_images
 
     _check_dataset_output(args, reads=IMAGE_SUFFIXES)
     print(prepare_images(args.out, args.folder, progress=True))
@@ -187,7 +187,7 @@ def run_images(args: argparse.Namespace) -> int:
 
 
 def run_synthetic_piano(args: argparse.Namespace) -> int:
-    from pgsound.datasets.prepare import prepare_synthetic_piano
+    from pgsound.datasets import prepare_synthetic_piano
 
     _check_dataset_output(args)
     print(prepare_synthetic_piano(args.out, spectrogram_config(args), minutes=args.minutes, seed=args.seed,
@@ -196,7 +196,7 @@ def run_synthetic_piano(args: argparse.Namespace) -> int:
 
 
 def run_sampled_piano(args: argparse.Namespace) -> int:
-    from pgsound.datasets.prepare import prepare_sampled_piano
+    from pgsound.datasets import prepare_sampled_piano
 
     _check_dataset_output(args)
     print(prepare_sampled_piano(args.out, spectrogram_config(args), minutes=args.minutes, seed=args.seed,
@@ -206,7 +206,7 @@ def run_sampled_piano(args: argparse.Namespace) -> int:
 
 
 def run_synthetic_shapes(args: argparse.Namespace) -> int:
-    from pgsound.datasets.prepare import prepare_synthetic_shapes
+    from pgsound.datasets import prepare_synthetic_shapes
 
     _check_dataset_output(args)
     print(prepare_synthetic_shapes(args.out, count=args.count, resolution=args.resolution, seed=args.seed))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pgsound.datasets.hdf5 import DatasetWriter, PreparedDataset
 from pgsound.errors import MissingFileError, UserError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
@@ -65,7 +66,7 @@ def iter_image_folder(
 
     The first image sets the size and channel count; its sides must be powers of two. A later image that
     differs is a ``ValueError`` naming it, raised when the iterator reaches it (nothing is written before:
-    :func:`pgsound.datasets.prepare.prepare_images` writes atomically).
+    :func:`pgsound.datasets.images.prepare_images` writes atomically).
     """
     files = find_images(folder)
     first = read_image(files[0])
@@ -92,3 +93,25 @@ def iter_image_folder(
             yield np.stack(batch)
 
     return files, (c, h, w), batches()
+
+
+def prepare_images(path: str | Path, folder: str | Path, progress: bool = False) -> PreparedDataset:
+    """A folder of PNG/JPEG images of one power-of-two size into a prepared dataset (uint8, every level).
+
+    A file of another size or kind is a ``ValueError`` naming it; nothing is left behind under ``path``.
+    """
+    from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
+
+    files, (channels, height, width), batches = iter_image_folder(folder)
+    metadata = {
+        "source": str(Path(folder).resolve()), "files": len(files), "value_mapping": "uint8 [0, 255] -> [-1, 1]",
+    }
+    with DatasetWriter(path, (height, width), channels, "uint8", metadata) as writer:
+        with tqdm(total=len(files), unit="img", disable=not progress, desc="prepare images") as bar:
+            for batch in batches:
+                writer.add(batch)
+                bar.update(len(batch))
+    return PreparedDataset(path)
+
+
+# ---- audio -------------------------------------------------------------------------------------------------------

@@ -19,7 +19,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from pgsound.datasets.hdf5 import DatasetWriter, PreparedDataset
+from pgsound.datasets.prepare import (
+    PreparationReport,
+    Recording,
+    check_room,
+    piece_seconds,
+    spectrogram_metadata,
+    write_recordings,
+)
 from pgsound.errors import MissingFileError, UserError
+from pgsound.representations import channels_of
+from pgsound.spectrogram import SpectrogramConfig
 
 COLUMNS: tuple[str, ...] = (
     "canonical_composer", "canonical_title", "split", "year", "midi_filename", "audio_filename", "duration",
@@ -189,3 +202,61 @@ def select(
         counts = "; ".join(f"{name} removed {n}" for name, n in removed)
         raise UserError(f"{catalogue.path}: no performance left ({len(catalogue.performances)} listed; {counts})")
     return chosen
+
+
+def split_paths(out: str | Path, splits: list[str]) -> dict[str, Path]:
+    """One output per split: ``OUT`` itself for one split, ``OUT-train.h5`` and so on for several."""
+    out = Path(out)
+    if len(splits) == 1:
+        return {splits[0]: out}
+    return {s: out.with_name(f"{out.stem}-{s}{out.suffix or '.h5'}") for s in splits}
+
+
+def prepare_maestro(
+    out: str | Path,
+    folder: str | Path,
+    config: SpectrogramConfig | None = None,
+    split: str = "train",
+    composers: list[str] | None = None,
+    years: set[int] | None = None,
+    max_hours: float | None = None,
+    dtype: str = "float16",
+    workers: int | None = None,
+    progress: bool = False,
+    representation: str = "magnitude",
+) -> list[tuple[PreparedDataset, PreparationReport]]:
+    """MAESTRO's recordings, one prepared dataset per split (book: chapter 9, "Real recordings: MAESTRO").
+
+    ``split`` is ``train``, ``validation``, ``test`` or ``all`` (three files: ``OUT-train.h5``, ...). The
+    catalogue (:mod:`pgsound.datasets.maestro`) gives each split's performances, filtered by ``composers``,
+    ``years`` and ``max_hours`` (per split). The 44.1/48 kHz stereo WAV files are mixed to mono and resampled
+    to ``config.sample_rate`` in the worker processes. Every picture records its performance's catalogue row
+    and its start in seconds; the metadata records the split and MAESTRO's version. A listed file that is
+    missing or unreadable is skipped and listed. The disk is checked for room for every split before any
+    audio is read, from the catalogue's durations.
+    """
+    config = config or SpectrogramConfig()
+    catalogue = read_catalogue(folder)
+    splits = list(SPLITS) if split == "all" else [split]
+    chosen = {s: select(catalogue, s, composers, years, max_hours) for s in splits}
+    paths = split_paths(out, splits)
+    writers = {}
+    for s in splits:
+        metadata = {
+            "source": "maestro", "maestro_version": catalogue.version, "split": s,
+            "catalogue": str(catalogue.path.resolve()), "root": str(Path(folder).resolve()),
+            "filters": {"composers": composers or [], "years": sorted(years or []), "max_hours": max_hours},
+            **spectrogram_metadata(config, representation),
+        }
+        writers[s] = DatasetWriter(paths[s], config.shape, channels_of(representation), dtype, metadata,
+                                   with_provenance=True)
+    pictures = {s: sum(int(np.ceil(p.duration / piece_seconds(config))) for p in chosen[s]) for s in splits}
+    check_room(writers, pictures)
+    results = []
+    for s, writer in writers.items():
+        recordings = [Recording(Path(folder) / p.audio_filename, entry=p.entry()) for p in chosen[s]]
+        with writer:
+            report = write_recordings(writer, recordings, config, representation, workers, progress,
+                                      description=f"maestro {s}")
+        results.append((PreparedDataset(writer.path), report))
+    return results

