@@ -1,6 +1,7 @@
 # The README's commands. Each one sets up what it needs on a fresh machine that has only Python.
 #   make test                 create .venv (first run), then run the test suite
 #   make book                 create .venv (first run), execute every chapter (cpu profile), build _build/html
+#                             with every chapter as a notebook and the package's wheel in _build/html/notebooks
 #   make book PROFILE=gpu     the same with the full reproduction profile
 #   make book JOBS=1          one chapter at a time (default: two at a time, except under gpu)
 #   PGSOUND_PRETRAINED=1 make book   the same, loading the shipped runs instead of training (its own cache)
@@ -10,10 +11,15 @@
 #   make clean                remove builds (keeps .venv); make distclean also removes .venv
 PYTHON  ?= python3
 VENV    ?= .venv
-# The CPU build of torch by default; CUDA users pass e.g. make TORCH='torch==2.13.0' TORCH_ARGS='--index-url ...'
-# or create .venv themselves with torch already installed (then set-up leaves it alone).
+# torch from the package index: on Linux x86-64 that is the CUDA build (gigabytes), on macOS the one with MPS (the
+# Apple GPU), on Windows the CPU build. The CPU build on Linux: make TORCH_ARGS='--index-url
+# https://download.pytorch.org/whl/cpu'. A .venv created with torch already in it keeps that torch.
 TORCH      ?= torch==2.13.0
 TORCH_ARGS ?=
+# Which torch build set-up installed: its version and the GPU backend built into it.
+TORCH_BUILD := import torch; cuda = torch.version.cuda; mps = torch.backends.mps.is_built(); \
+	print("torch", torch.__version__ + ":", f"the CUDA {cuda} build" if cuda else "the build with MPS (Apple GPU)" \
+	if mps else "the CPU build (no CUDA, no MPS)")
 PROFILE ?= cpu
 # Chapters executed at a time by make book, each kernel with its share of the cores (one GPU runs one at a time).
 JOBS    ?= $(if $(filter gpu,$(PROFILE)),1,2)
@@ -39,8 +45,9 @@ $(STAMP): pyproject.toml
 	fi
 	@echo "==> installing pgsound with extras book, test, dev"
 	@$(PY) -m pip install -e '.[book,test,dev]'
+	@$(PY) book/setup_jupyter.py
 	@touch $(STAMP)
-	@echo "==> set-up done: $(VENV) ($$($(PY) -c 'import torch; print("torch", torch.__version__)'))"
+	@echo "==> set-up done: $(VENV) with $$($(PY) -c '$(TORCH_BUILD)')"
 
 test: $(STAMP)
 	@echo "==> running the test suite (unit tests, then every chapter under PGSOUND_PROFILE=smoke)"
@@ -63,12 +70,14 @@ book: $(STAMP)
 	@echo "==> book written to _build/html/index.html"
 
 # The smoke book, built and then checked page by page: its HTML (book/check_html.py), then its controls and
-# audio players in headless Chromium (book/check_controls.py); then its slides, a deck per chapter whose assets
-# resolve. What CI runs after the tests.
+# audio players in headless Chromium (book/check_controls.py); then one notebook to take away, run in a fresh
+# environment whose first cell installs the wheel beside it (book/notebooks.py); then its slides, a deck per
+# chapter whose assets resolve. What CI runs after the tests.
 book-check: $(STAMP)
 	$(MAKE) book PROFILE=smoke
 	$(PY) book/check_html.py _build/html
 	$(PY) book/check_controls.py _build/html/book/[0-9][0-9]_*.html
+	$(PY) book/notebooks.py check _build/html/notebooks/01_sound_as_pictures.ipynb
 	$(MAKE) slides PROFILE=smoke
 	$(PY) book/make_slides.py --check
 

@@ -6,7 +6,8 @@ For every chapter page (``NN_*.html``): a learning-goals section, the running ti
 answers in collapsed boxes, at least one resolved citation, alt text and a caption on every figure a ``diagram``
 cell draws, every hidden solution cell collapsed; and none of: an unresolved reference or citation, an error
 output, a warning printed by a cell, an ``<audio>`` element without a source, a printed temporary path, a code
-line longer than the page. Prints one line per problem and exits 1 if there is any. ``make
+line longer than the page. And each page links to its chapter's notebook and to the package's wheel, and
+both files exist (``book/notebooks.py`` writes them). Prints one line per problem and exits 1 if there is any. ``make
 book-check`` builds the smoke book and runs this; CI runs it after the tests.
 """
 
@@ -109,6 +110,20 @@ def solution_problems(main) -> list[str]:
     return problems
 
 
+def take_away_problems(page: Path, root: Path) -> list[str]:
+    """A chapter page links to its notebook and to the package's wheel, and both lie where the links point
+    (``book/notebooks.py`` writes them)."""
+    soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+    problems = []
+    for suffix, what in ((f"/{page.stem}.ipynb", "its notebook"), (".whl", "the pgsound wheel")):
+        links = [a["href"] for a in soup.select("a[href]") if a["href"].endswith(suffix)]
+        if not links:
+            problems.append(f"no link to {what}")
+        elif not (page.parent / links[0]).resolve().is_file():
+            problems.append(f"the link to {what} points at nothing: {links[0]}")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     root = Path(argv[0] if argv else "_build/html")
     pages = sorted(root.rglob("[0-9][0-9]_*.html"))
@@ -117,7 +132,7 @@ def main(argv: list[str]) -> int:
         return 1
     failed = 0
     for page in pages:
-        for problem in chapter_problems(page.read_text(encoding="utf-8")):
+        for problem in chapter_problems(page.read_text(encoding="utf-8")) + take_away_problems(page, root):
             print(f"{page.relative_to(root)}: {problem}")
             failed += 1
     print(f"{len(pages)} chapter pages checked, {failed} problem(s)")
