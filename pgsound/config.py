@@ -161,6 +161,8 @@ class TrainConfig:
         check_range("seed", self.seed, minimum=0, maximum=2**32 - 1)
         if self.latent_size is not None:
             check_range("latent_size", self.latent_size, minimum=1)
+        # A tuple once, here: every user of the base shape (levels, networks, the schedule) takes it as it is.
+        self.base_shape = tuple(self.base_shape)
         for side in self.base_shape:
             check_range("base_shape", side, minimum=1)
         if self.data_shape is not None:

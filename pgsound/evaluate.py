@@ -81,10 +81,10 @@ def evaluate_run(
     dataset = open_dataset(data_path)
     record.data.check_fits(DataSpec.of(dataset), record.checkpoint, same_data=False)  # a test split is welcome
     phase = record.phase
-    shape = level_resolution(phase.level, tuple(record.config.base_shape))
+    shape = level_resolution(phase.level, record.config.base_shape)
     # Reals, fakes and held-out reals, each min(n, half the data) pictures, are held at once.
     check_pictures_fit(3 * min(n, dataset.count // 2), (dataset.channels, *shape), "evaluate", "--n")
-    loader = LevelLoader(dataset, next(G.parameters()).device, base_shape=tuple(record.config.base_shape))
+    loader = LevelLoader(dataset, next(G.parameters()).device, base_shape=record.config.base_shape)
     values, per_side = evaluate_generator(G, loader, phase.level, phase.alpha, n, metrics, seed,
                                           conditional=record.config.conditional, options=options)
     checkpoint = record.checkpoint

@@ -69,7 +69,7 @@ def generate_run(
     G, record = load_generator(run, device=device, use_ema=use_ema)
     phase = record.phase
     data = record.data
-    shape = level_resolution(phase.level, tuple(record.config.base_shape))
+    shape = level_resolution(phase.level, record.config.base_shape)
     check_pictures_fit(n, (data.channels, *shape), "generate", "--n")  # before any sample or folder
     out = Path(out) if out is not None else record.checkpoint.parent.parent / f"generated-seed{seed}"
     rng = torch.Generator().manual_seed(seed)

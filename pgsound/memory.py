@@ -72,7 +72,7 @@ def _activation_elements(module: torch.nn.Module, *inputs: Any, **kwargs: Any) -
 
 def step_memory(config: TrainConfig, data: Any, nproc: int = 1) -> StepMemory:
     """The largest lower bound over the run's levels, for ``data`` (anything with resolution, channels, labels)."""
-    from pgsound.plan import level_plans
+    from pgsound.plan import level_plans, run_schedule
     from pgsound.runs import build_networks
 
     with torch.device("meta"):
@@ -83,7 +83,7 @@ def step_memory(config: TrainConfig, data: Any, nproc: int = 1) -> StepMemory:
     state = FLOAT_BYTES * (5 * g_params + 4 * d_params)
     labels = data.num_labels if config.conditional else 0
     best: StepMemory | None = None
-    for plan in level_plans(config, tuple(data.resolution), nproc):
+    for plan in level_plans(run_schedule(config, tuple(data.resolution)), nproc):
         batch = max(1, plan.per_process)
         z = torch.empty(1, G.latent_size, device="meta")
         y = torch.zeros(1, dtype=torch.long, device="meta") if labels else None

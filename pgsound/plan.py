@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pgsound.config import TrainConfig
 from pgsound.errors import UserError
 from pgsound.networks import count_levels, num_features
-from pgsound.schedule import level_resolution, level_start_kimg
+from pgsound.schedule import Schedule, level_resolution
 
 
 class PlanError(UserError):
@@ -36,24 +36,22 @@ class LevelPlan:
     per_process: int  # each process's share
 
 
-def reached_levels(config: TrainConfig, num_levels: int) -> list[int]:
-    """The levels the schedule trains before ``total_kimg`` (only ``fixed_level`` for a fixed-level run)."""
-    schedule = config.schedule
-    if schedule.fixed_level is not None:
-        return [schedule.fixed_level]
-    return [level for level in range(num_levels) if level_start_kimg(level, schedule) < schedule.total_kimg]
+def run_schedule(config: TrainConfig, resolution: tuple[int, int]) -> Schedule:
+    """The run's :class:`~pgsound.schedule.Schedule` on data of ``resolution`` (H, W).
+
+    ``ValueError`` when the data is not the base shape doubled a whole number of times (``check_run`` words it).
+    """
+    return Schedule(config.schedule, count_levels(tuple(resolution), config.base_shape), config.base_shape)
 
 
-def level_plans(config: TrainConfig, resolution: tuple[int, int], nproc: int = 1) -> list[LevelPlan]:
-    """A :class:`LevelPlan` for every level the run reaches on data of ``resolution`` (H, W)."""
-    num_levels = count_levels(tuple(resolution), tuple(config.base_shape))
+def level_plans(schedule: Schedule, nproc: int = 1) -> list[LevelPlan]:
+    """A :class:`LevelPlan` for every level the run reaches."""
     plans = []
-    for level in reached_levels(config, num_levels):
-        shape = level_resolution(level, tuple(config.base_shape))
-        res = max(shape)
-        batch = config.schedule.minibatch.get(res, config.schedule.minibatch_default)
+    for level in schedule.reached_levels():
+        shape = schedule.level_shape(level)
+        batch = schedule.minibatch(level)
         plans.append(LevelPlan(
-            level=level, shape=shape, resolution=res, minibatch=batch, per_process=batch // nproc,
+            level=level, shape=shape, resolution=max(shape), minibatch=batch, per_process=batch // nproc,
         ))
     return plans
 
@@ -66,15 +64,16 @@ def check_run(
     (book: chapter 10, Before renting a GPU)
     """
     height, width = resolution
-    base = tuple(config.base_shape)
+    base = config.base_shape
     try:
-        num_levels = count_levels((height, width), base)
+        schedule = run_schedule(config, (height, width))
     except ValueError:
         raise PlanError(
             f"data of {height}x{width} cannot be grown to from base_shape {list(base)}: each level doubles both "
             f"sides, so the data must be the base doubled a whole number of times: set base_shape="
             f"{list(suggest_base((height, width)))} for this data, or prepare the data at another size"
         ) from None
+    num_levels = schedule.num_levels
     if config.schedule.fixed_level is not None and config.schedule.fixed_level >= num_levels:
         raise PlanError(
             f"schedule.fixed_level {config.schedule.fixed_level} is beyond this data's levels 0..{num_levels - 1} "
@@ -87,7 +86,7 @@ def check_run(
                         "set conditional=false")
     _check_widths(config, num_levels, (height, width))
     _check_table_keys(config, base)
-    plans = level_plans(config, (height, width), nproc)
+    plans = level_plans(schedule, nproc)
     _check_process_split(config, plans, nproc)
     _check_minibatch(config, plans, nproc)
     return plans
@@ -126,7 +125,7 @@ def _check_widths(config: TrainConfig, num_levels: int, resolution: tuple[int, i
             if num_features(stage, net.fmap_base, net.fmap_decay, net.fmap_max) >= 1:
                 continue
             shape = "the latent" if stage == 0 else "x".join(
-                map(str, level_resolution(stage - 1, tuple(config.base_shape))))
+                map(str, level_resolution(stage - 1, config.base_shape)))
             need = math.ceil(2.0 ** ((num_levels) * net.fmap_decay))
             raise PlanError(
                 f"{name}.fmap_base {net.fmap_base} gives 0 channels at {shape} (nf({stage}) = min(int("

@@ -33,9 +33,9 @@ from pgsound.datasets.protocol import Dataset
 from pgsound.device import configure_process, default_device, describe_device
 from pgsound.errors import UserError
 from pgsound.memory import format_bytes
-from pgsound.networks import count_levels, num_features
-from pgsound.plan import check_run
-from pgsound.schedule import kimg_to_reach, level_resolution, level_start_kimg, phase_at
+from pgsound.networks import num_features
+from pgsound.plan import check_run, run_schedule
+from pgsound.schedule import PhaseWindow, Schedule
 from pgsound.trainer import TrainState, new_state, resume_state, starts_new_stage, train_step
 
 NARROW_DIVISOR = 32  # --widths narrow: every width divided by up to this
@@ -43,20 +43,6 @@ NARROW_DIVISOR = 32  # --widths narrow: every width divided by up to this
 
 class PreflightError(UserError):
     """A phase that fails; the message names the phase, the setting and the fix."""
-
-
-@dataclass(frozen=True)
-class PhaseWindow:
-    """One phase of the schedule: a level's fade-in or its stable part, as an interval of kimg."""
-
-    level: int
-    kind: str  # "fade" or "stable"
-    start_kimg: float
-    end_kimg: float
-
-    @property
-    def kimg(self) -> float:
-        return self.end_kimg - self.start_kimg
 
 
 @dataclass
@@ -131,25 +117,7 @@ def format_number(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
-# ---------------------------------------------------------------------- the schedule as phases
-def schedule_windows(config: TrainConfig, num_levels: int) -> list[PhaseWindow]:
-    """Every phase the schedule reaches before ``total_kimg``, clipped to it."""
-    schedule = config.schedule
-    total = schedule.total_kimg
-    if schedule.fixed_level is not None:
-        return [PhaseWindow(schedule.fixed_level, "stable", 0.0, total)]
-    windows = []
-    last = num_levels - 1
-    for level in range(num_levels):
-        if level > 0:
-            fade_start, fade_end = level_start_kimg(level, schedule), kimg_to_reach(level, schedule)
-            windows.append(PhaseWindow(level, "fade", fade_start, fade_end))
-        stable_end = kimg_to_reach(level + 1, schedule) - schedule.lod_transition_kimg if level < last else total
-        windows.append(PhaseWindow(level, "stable", kimg_to_reach(level, schedule), stable_end))
-    clipped = [dataclasses.replace(w, end_kimg=min(w.end_kimg, total)) for w in windows if w.start_kimg < total]
-    return [w for w in clipped if w.kimg > 0]
-
-
+# ---------------------------------------------------------------------- the configs the walk takes
 def narrow_config(config: TrainConfig, num_levels: int) -> TrainConfig:
     """The same run with every width divided by up to 32, keeping at least one channel at the top level."""
 
@@ -328,7 +296,8 @@ def preflight(
     resolution = tuple(dataset.resolution)
     # Arithmetic first: a minibatch that cannot split fails here, before any network is built.
     check_run(config, resolution, dataset.channels, dataset.num_labels, nproc)
-    num_levels = count_levels(resolution, tuple(config.base_shape))
+    schedule = run_schedule(config, resolution)  # the whole run's: its minibatches are the global ones
+    num_levels = schedule.num_levels
     if widths not in ("preset", "narrow"):
         raise UserError(f"widths must be 'preset' or 'narrow', got {widths!r}")
     walk_config = narrow_config(config, num_levels) if widths == "narrow" else config
@@ -340,29 +309,28 @@ def preflight(
     report = PreflightReport(device=describe_device(state.device), memory_kind=memory.kind, widths=widths,
                              nproc=nproc)
     previous_level = None
-    for window in schedule_windows(config, num_levels):
-        row = _walk_phase(state, config, window, nproc, memory, new_shapes=window.level != previous_level)
+    for window in schedule.windows():
+        row = _walk_phase(state, schedule, window, memory, new_shapes=window.level != previous_level)
         previous_level = window.level
         report.rows.append(row)
         if on_row is not None:
             on_row(row)
     del state
     if check_resume:
-        report.resume_exact, report.resume_checkpoint_bytes = _check_resume(walk_config, dataset, device, num_levels)
+        report.resume_exact, report.resume_checkpoint_bytes = _check_resume(walk_config, dataset, device)
     report.wall_seconds = time.perf_counter() - started
     return report
 
 
-def _walk_phase(state: TrainState, config: TrainConfig, window: PhaseWindow, nproc: int,
-                memory: PeakMemory, new_shapes: bool) -> PhaseRow:
-    schedule = config.schedule
+def _walk_phase(state: TrainState, schedule: Schedule, window: PhaseWindow, memory: PeakMemory,
+                new_shapes: bool) -> PhaseRow:
+    """One phase's row; ``schedule`` is the whole run's, whose minibatch is the global one."""
     middle = round(500 * (window.start_kimg + window.end_kimg))
-    base_shape = tuple(config.base_shape)
-    global_phase = phase_at(middle, schedule, state.max_level, base_shape)
-    shape = level_resolution(window.level, base_shape)
+    global_phase = schedule.phase(middle)
+    shape = schedule.level_shape(window.level)
     name = f"{shape[0]}x{shape[1]} {window.kind}"
     state.images_shown = middle
-    reset = config.optimizer.reset_on_growth and starts_new_stage(state.last_progress, state.progress())
+    reset = state.config.optimizer.reset_on_growth and starts_new_stage(state.last_progress, state.progress())
     for net in (state.G, state.D):
         net.zero_grad(set_to_none=True)
     flops = StepFlopCounter()
@@ -404,26 +372,27 @@ def _walk_phase(state: TrainState, config: TrainConfig, window: PhaseWindow, npr
     )
 
 
-def _check_resume(config: TrainConfig, dataset: Dataset, device: torch.device, num_levels: int) -> tuple[bool, int]:
+def _check_resume(config: TrainConfig, dataset: Dataset, device: torch.device) -> tuple[bool, int]:
     """Resume bit-exactly across the two kinds of boundary: the end of the first fade-in (its old path goes,
     Adam resets) and the start of the next level's fade-in (a new resolution, new layers, Adam resets).
 
     Returns whether both resumed runs match their uninterrupted twins, and the first checkpoint's size.
     """
-    if config.schedule.fixed_level is not None or num_levels < 2:
+    schedule = run_schedule(config, tuple(dataset.resolution))
+    if config.schedule.fixed_level is not None or schedule.num_levels < 2:
         return True, 0
-    boundaries = [round(1000 * kimg_to_reach(1, config.schedule))]
-    if num_levels > 2 and config.schedule.lod_transition_kimg > 0:
-        boundaries.append(round(1000 * level_start_kimg(2, config.schedule)))
-    results = [_resume_across(config, dataset, device, num_levels, b) for b in boundaries]
+    boundaries = [round(1000 * schedule.reach_kimg(1))]
+    if schedule.num_levels > 2 and config.schedule.lod_transition_kimg > 0:
+        boundaries.append(round(1000 * schedule.level_start_kimg(2)))
+    results = [_resume_across(config, dataset, device, schedule, b) for b in boundaries]
     return all(same for same, _ in results), results[0][1]
 
 
-def _resume_across(config: TrainConfig, dataset: Dataset, device: torch.device, num_levels: int,
+def _resume_across(config: TrainConfig, dataset: Dataset, device: torch.device, schedule: Schedule,
                    boundary: int) -> tuple[bool, int]:
     """Steps A, B, C with C the first after ``boundary``, against A, checkpoint, resume, B, C."""
 
-    batch = phase_at(boundary - 1, config.schedule, num_levels - 1, tuple(config.base_shape)).batch_size
+    batch = schedule.phase(boundary - 1).batch_size
     with tempfile.TemporaryDirectory(prefix="pgsound-preflight-") as folder:
         straight = new_state(config, dataset, device=device)
         straight.images_shown = boundary - 2 * batch  # two steps before the boundary, then one past it

@@ -28,7 +28,7 @@ from pgsound.device import default_device
 from pgsound.errors import MissingFileError, UserError
 from pgsound.files import read_jsonl
 from pgsound.networks import Discriminator, Generator
-from pgsound.schedule import Phase, phase_at
+from pgsound.schedule import Phase, Schedule
 
 
 @dataclass(frozen=True)
@@ -281,7 +281,7 @@ def build_networks(config: TrainConfig, data: DataSpec | Any) -> tuple[torch.nn.
     """G and D sized for the data's full resolution and channels, with the config's widths."""
 
     common = dict(
-        resolution=tuple(data.resolution), base_shape=tuple(config.base_shape), channels=data.channels,
+        resolution=tuple(data.resolution), base_shape=config.base_shape, channels=data.channels,
         num_labels=data.num_labels if config.conditional else 0,
     )
     G = Generator(
@@ -337,5 +337,5 @@ def load_generator(
     load_into(G, state["Gs" if use_ema else "G"], path)
     G.to(torch.device(device) if device is not None else default_device()).eval().requires_grad_(False)
     images_shown = int(state["images_shown"])
-    phase = phase_at(images_shown, config.schedule, G.num_levels - 1, tuple(config.base_shape))
+    phase = Schedule(config.schedule, G.num_levels, config.base_shape).phase(images_shown)
     return G, TrainedRun(checkpoint=path, config=config, data=data, images_shown=images_shown, phase=phase)

@@ -1,5 +1,9 @@
 """The growth schedule as a pure function of images shown (book: chapter 6, Growing).
 
+:class:`Schedule` is the one place a run asks about its schedule: built once from the schedule config, the number
+of levels and the base shape, it answers the phase at an image count, the continuous level, the windows of every
+phase and the levels a run reaches. The functions below it are its building blocks, as chapter 6 writes them.
+
 Everything that changes over a run (the level being trained, the fade-in ``alpha``, the minibatch size, the
 learning rate, the tick length) is computed from ``images_shown`` alone. That is what makes resume exact:
 a resumed run only needs the count of images it has shown.
@@ -115,7 +119,7 @@ def phase_at(images_shown: int, config: ScheduleConfig, max_level: int, base_sha
     level = math.ceil(progress)
     alpha = 1.0 - (level - progress)
     resolution = max(level_resolution(level, base_shape))
-    lr = config.lr.get(resolution, config.lr_default)
+    lr = config.lr.get(resolution, config.lr_default)  # where --set schedule.lr_default takes effect
     if config.lr_rampup_kimg > 0:
         t = min(images_shown / 1000.0 / config.lr_rampup_kimg, 1.0)
         lr *= math.exp(-5.0 * (1.0 - t) ** 2)
@@ -123,11 +127,16 @@ def phase_at(images_shown: int, config: ScheduleConfig, max_level: int, base_sha
         level=level,
         alpha=alpha,
         resolution=resolution,
-        batch_size=config.minibatch.get(resolution, config.minibatch_default),
+        batch_size=minibatch_at(resolution, config),
         lr=lr,
         tick_kimg=config.tick_kimg.get(resolution, config.tick_kimg_default),
         fading=alpha < 1.0,
     )
+
+
+def minibatch_at(resolution: int, config: ScheduleConfig) -> int:
+    """The global minibatch at a level whose larger side is ``resolution``."""
+    return config.minibatch.get(resolution, config.minibatch_default)
 
 
 def level_start_kimg(level: int, config: ScheduleConfig) -> float:
@@ -142,3 +151,81 @@ def kimg_to_reach(level: int, config: ScheduleConfig) -> float:
     if level == 0:
         return 0.0
     return level * (config.lod_training_kimg + config.lod_transition_kimg)
+
+
+@dataclass(frozen=True)
+class PhaseWindow:
+    """One phase of the schedule: a level's fade-in or its stable part, as an interval of kimg."""
+
+    level: int
+    kind: str  # "fade" or "stable"
+    start_kimg: float
+    end_kimg: float
+
+    @property
+    def kimg(self) -> float:
+        return self.end_kimg - self.start_kimg
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One run's schedule: its settings, the levels of its networks and data, and their base shape.
+
+    Built once per run (``pgsound.trainer.TrainState`` holds it); plan, preflight, the trainer and the run
+    records ask it instead of threading the settings through. (book: chapter 6, Growing)
+    """
+
+    config: ScheduleConfig
+    num_levels: int
+    base_shape: tuple[int, int]
+
+    @property
+    def max_level(self) -> int:
+        return self.num_levels - 1
+
+    def phase(self, images_shown: int) -> Phase:
+        """The level, alpha, minibatch, learning rate and tick length after ``images_shown`` images."""
+        return phase_at(images_shown, self.config, self.max_level, self.base_shape)
+
+    def progress(self, images_shown: int) -> float:
+        """The continuous level (lod progress): 2.25 is level 3 faded in by a quarter."""
+        return lod_progress(images_shown, self.config, self.max_level)
+
+    def level_shape(self, level: int) -> tuple[int, int]:
+        """(H, W) of ``level``'s images."""
+        return level_resolution(level, self.base_shape)
+
+    def minibatch(self, level: int) -> int:
+        """The global minibatch at ``level``."""
+        return minibatch_at(max(self.level_shape(level)), self.config)
+
+    def level_start_kimg(self, level: int) -> float:
+        """kimg at which ``level`` starts to fade in (0 for the base level and for a fixed-level run)."""
+        return level_start_kimg(level, self.config)
+
+    def reach_kimg(self, level: int) -> float:
+        """kimg at which ``level`` has faded in fully."""
+        return kimg_to_reach(level, self.config)
+
+    def reached_levels(self) -> list[int]:
+        """The levels trained before ``total_kimg`` (only ``fixed_level`` for a fixed-level run)."""
+        if self.config.fixed_level is not None:
+            return [self.config.fixed_level]
+        return [level for level in range(self.num_levels) if self.level_start_kimg(level) < self.config.total_kimg]
+
+    def windows(self) -> list[PhaseWindow]:
+        """Every phase the schedule reaches before ``total_kimg``, clipped to it: the base level's stable part,
+        then each level's fade-in and stable part."""
+        total = self.config.total_kimg
+        if self.config.fixed_level is not None:
+            return [PhaseWindow(self.config.fixed_level, "stable", 0.0, total)]
+        windows = []
+        for level in range(self.num_levels):
+            if level > 0:
+                windows.append(PhaseWindow(level, "fade", self.level_start_kimg(level), self.reach_kimg(level)))
+            # A level is stable until the next one starts to fade in; the last one until the end of the run.
+            stable_end = self.level_start_kimg(level + 1) if level < self.max_level else total
+            windows.append(PhaseWindow(level, "stable", self.reach_kimg(level), stable_end))
+        clipped = [PhaseWindow(w.level, w.kind, w.start_kimg, min(w.end_kimg, total))
+                   for w in windows if w.start_kimg < total]
+        return [w for w in clipped if w.kimg > 0]

@@ -3,7 +3,7 @@
 The loop is generic: it trains a progressive GAN on any prepared dataset and knows nothing about audio (the
 samples it writes go through ``pgsound.samples``, which does). Its shape follows stylegan2-ada-pytorch:
 
-- everything that changes over a run comes from ``phase_at(images_shown)``, so resuming is exact;
+- everything that changes over a run comes from ``state.schedule.phase(images_shown)``, so resuming is exact;
 - per step: one D step (WGAN-GP on faded reals and G's fakes), one G step with fresh latents, the EMA update;
 - statistics are summed on the device and read once per tick: no host synchronisation per step;
 - at the end of a tick, :func:`end_of_tick`: the log line, samples, metrics, a checkpoint (only of a finite
@@ -52,7 +52,7 @@ from pgsound.runs import (
     load_into,
 )
 from pgsound.samples import write_sample_set
-from pgsound.schedule import Phase, level_resolution, level_start_kimg, lod_progress, phase_at
+from pgsound.schedule import Phase, Schedule
 
 STAT_NAMES = ("loss_d", "loss_g", "penalty", "drift", "score_real", "score_fake")
 
@@ -80,6 +80,7 @@ class TrainState:
     latent_rng: torch.Generator
     penalty_rng: torch.Generator
     group: ProcessGroup
+    schedule: Schedule  # built once from the config and the networks' levels; everything else asks it
     images_shown: int = 0
     tick: int = 0
     # The continuous level of the previous step (NVIDIA's prev_lod): Adam resets when its floor or ceiling
@@ -95,15 +96,15 @@ class TrainState:
 
     @property
     def max_level(self) -> int:
-        return self.G.num_levels - 1
+        return self.schedule.max_level
 
     def phase(self) -> Phase:
         """The level, alpha, minibatch and learning rate after the images shown so far."""
-        return phase_at(self.images_shown, self.config.schedule, self.max_level, tuple(self.config.base_shape))
+        return self.schedule.phase(self.images_shown)
 
     def progress(self) -> float:
         """The continuous level after the images shown so far (2.25: level 3 faded in by a quarter)."""
-        return lod_progress(self.images_shown, self.config.schedule, self.max_level)
+        return self.schedule.progress(self.images_shown)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resume needs, as plain tensors, numbers and dicts."""
@@ -156,16 +157,17 @@ def new_state(
     if device.type == "cuda" and config.channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
-    adam = dict(lr=config.schedule.lr_default, betas=(config.optimizer.beta1, config.optimizer.beta2),
-                eps=config.optimizer.eps, fused=device.type == "cuda" or None)
+    # No learning rate here: train_step sets the schedule's rate before every step.
+    adam = dict(betas=(config.optimizer.beta1, config.optimizer.beta2), eps=config.optimizer.eps,
+                fused=device.type == "cuda" or None)
     # Separate, explicit random streams make a resumed run draw exactly what the uninterrupted run drew.
     rank_seed = config.seed + 1000 * group.rank
     loader = LevelLoader(dataset, device, seed=rank_seed, mirror=config.mirror_augment,
-                         base_shape=tuple(config.base_shape))
+                         base_shape=config.base_shape)
     return TrainState(
         config=config, data=DataSpec.of(dataset), G=G, D=D, Gs=make_ema(G),
         opt_g=torch.optim.Adam(G.parameters(), **adam), opt_d=torch.optim.Adam(D.parameters(), **adam),
-        loader=loader, group=group,
+        loader=loader, group=group, schedule=Schedule(config.schedule, G.num_levels, config.base_shape),
         latent_rng=torch.Generator(device=device).manual_seed(rank_seed + 1),
         penalty_rng=torch.Generator(device=device).manual_seed(rank_seed + 2),
         # The penalty's double backward stays eager; G's and D's forward passes are compiled.
@@ -296,7 +298,7 @@ def train_step(state: TrainState) -> tuple[Phase, torch.Tensor]:
     loss_g = g_step(state, phase.level, alpha, batch)
     rampup_images = state.images_shown
     if config.ema_rampup_from == "level":
-        rampup_images -= round(1000 * level_start_kimg(phase.level, config.schedule))
+        rampup_images -= round(1000 * state.schedule.level_start_kimg(phase.level))
     update_ema(state.Gs, state.G, ema_beta_at(config.ema_beta, phase.batch_size, rampup_images, config.ema_rampup))
     state.images_shown += phase.batch_size
     stats = [loss_d, loss_g] + [parts[name] for name in STAT_NAMES[2:]]
@@ -433,7 +435,7 @@ def end_of_tick(
         return report
     record = {
         "tick": state.tick, "kimg": kimg, "level": phase.level,
-        "resolution": "x".join(map(str, level_resolution(phase.level, tuple(config.base_shape)))),
+        "resolution": "x".join(map(str, state.schedule.level_shape(phase.level))),
         "alpha": phase.alpha, "batch": phase.batch_size, "lr": phase.lr, **stats,
         "sec_per_kimg": report.sec_per_kimg, "peak_mem_gb": peak, "time": time.time(),
     }

@@ -15,9 +15,8 @@ import pgsound.preflight as preflight_module
 import pgsound.trainer as trainer_module
 from pgsound.config import preset_names, resolve_config
 from pgsound.datasets import ArrayDataset, DatasetWriter
-from pgsound.networks import count_levels
-from pgsound.plan import PlanError, check_run
-from pgsound.preflight import preflight, schedule_windows, states_equal
+from pgsound.plan import PlanError, check_run, run_schedule
+from pgsound.preflight import preflight, states_equal
 from pgsound.trainer import new_state, resume_state, starts_new_stage, train_step
 
 
@@ -303,15 +302,15 @@ def test_evaluation_during_training_fades_the_reals_and_draws_labels_from_the_da
 # --- the walk -----------------------------------------------------------------------------------------------------
 
 
-def test_schedule_windows_cover_the_run_and_stop_at_total_kimg():
+def test_the_schedule_windows_cover_the_run_and_stop_at_total_kimg():
     config = resolve_config("piano512")
-    windows = schedule_windows(config, 8)
+    windows = run_schedule(config, (512, 512)).windows()
     assert sum(w.kimg for w in windows) == pytest.approx(2000)
     assert [(w.level, w.kind) for w in windows[:3]] == [(0, "stable"), (1, "fade"), (1, "stable")]
     # 150/150 kimg phases: 512x512 starts to fade in at 1950 kimg, so 2000 kimg ends a third into that fade.
     last = windows[-1]
     assert (last.level, last.kind, last.start_kimg, last.end_kimg) == (7, "fade", 1950, 2000)
-    fixed = schedule_windows(resolve_config("smoke", ["schedule.fixed_level=2"]), 4)
+    fixed = run_schedule(resolve_config("smoke", ["schedule.fixed_level=2"]), (32, 32)).windows()
     assert [(w.level, w.kind, w.kimg) for w in fixed] == [(2, "stable", pytest.approx(0.4))]
 
 
@@ -323,7 +322,7 @@ def test_every_preset_passes_preflight_with_narrow_widths(name):
     channels, (height, width) = config.data_shape[0], config.data_shape[1:]
     dataset = ArrayDataset.random(8, channels, (height, width))  # the loader reuses pictures for larger batches
     report = preflight(config, dataset, device="cpu", widths="narrow")
-    windows = schedule_windows(config, count_levels((height, width), tuple(config.base_shape)))
+    windows = run_schedule(config, (height, width)).windows()
     assert [r.phase.split()[1] for r in report.rows] == [w.kind for w in windows]
     top = report.rows[-1]
     assert max(int(side) for side in top.phase.split()[0].split("x")) == max(

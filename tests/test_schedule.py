@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from pgsound.schedule import ScheduleConfig, kimg_to_reach, level_start_kimg, lod_progress, phase_at
+from pgsound.config import TrainConfig
+from pgsound.schedule import Schedule, ScheduleConfig, kimg_to_reach, level_start_kimg, lod_progress, phase_at
 
 # T = training, F = transition (fade-in); the paper's ordering: 4x4 for T, then (fade F, train T) per level.
 CONFIG = ScheduleConfig(
@@ -103,3 +104,28 @@ def test_bad_schedule_values():
         ScheduleConfig(lod_training_kimg=0)
     with pytest.raises(ValueError, match="lod_transition_kimg"):
         ScheduleConfig(lod_transition_kimg=-1)
+
+
+def test_the_schedule_object_answers_as_its_building_blocks():
+    schedule = Schedule(CONFIG, MAX_LEVEL + 1, (4, 4))
+    for images in (0, 150_001, 425_000, 1_999_000):
+        assert schedule.phase(images) == phase_at(images, CONFIG, MAX_LEVEL, (4, 4))
+        assert schedule.progress(images) == lod_progress(images, CONFIG, MAX_LEVEL)
+    assert [schedule.level_start_kimg(k) for k in range(4)] == [level_start_kimg(k, CONFIG) for k in range(4)]
+    assert schedule.reach_kimg(3) == kimg_to_reach(3, CONFIG)
+    assert schedule.minibatch(6) == 14 and schedule.level_shape(7) == (512, 512)
+
+
+def test_the_windows_tile_the_run_and_the_reached_levels_are_theirs():
+    schedule = Schedule(CONFIG, MAX_LEVEL + 1, (4, 4))
+    windows = schedule.windows()
+    assert windows[0].start_kimg == 0 and windows[-1].end_kimg == CONFIG.total_kimg
+    assert all(a.end_kimg == b.start_kimg for a, b in zip(windows, windows[1:]))
+    assert sorted({w.level for w in windows}) == schedule.reached_levels() == list(range(8))
+    short = Schedule(ScheduleConfig(lod_training_kimg=150, lod_transition_kimg=100, total_kimg=400), 8, (4, 4))
+    assert short.reached_levels() == [0, 1]  # level 2 would start to fade in at 400 kimg
+    assert Schedule(ScheduleConfig(fixed_level=3), 8, (4, 4)).reached_levels() == [3]
+
+
+def test_the_config_holds_its_base_shape_as_a_tuple():
+    assert TrainConfig(base_shape=[3, 5]).base_shape == (3, 5)
