@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from test_full_disk import run_limited  # a disk that fills, the same way for both files
 
 from pgsound.cli import main
 
@@ -94,17 +95,6 @@ def test_sigkill_of_prepare_audio_ends_its_workers_and_resource_tracker(tmp_path
 
 
 # ---- checkpoints: a full disk, a crash, a bad disk ----------------------------------------------------------------
-def run_limited(args: list[str], limit_bytes: int, cwd: Path) -> subprocess.CompletedProcess:
-    """``python ARGS`` with files capped at ``limit_bytes``: past it a write fails (EFBIG) as on a full disk."""
-    import resource
-
-    def cap() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, preexec_fn=cap, capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_save_checkpoint_onto_a_full_disk_is_an_os_error_naming_the_file(tmp_path):
@@ -169,11 +159,12 @@ def damaged_copy(run: Path, tmp_path: Path, damage: str) -> tuple[Path, Path, Pa
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped"])
 def test_a_damaged_newest_checkpoint_points_to_the_older_good_one(two_checkpoints, tmp_path, damage):
-    from pgsound.checkpoint import CheckpointError, load_checkpoint
+    from pgsound.checkpoint import CheckpointError
+    from pgsound.run_folder import read_checkpoint
 
     run, newest, older = damaged_copy(two_checkpoints[0], tmp_path, damage)
     with pytest.raises(CheckpointError) as raised:
-        load_checkpoint(newest)
+        read_checkpoint(newest)
     message = str(raised.value)
     assert "\n" not in message and message.startswith(str(newest))
     assert message.endswith(f"the newest good checkpoint before it is {older} "
@@ -183,7 +174,7 @@ def test_a_damaged_newest_checkpoint_points_to_the_older_good_one(two_checkpoint
 @pytest.mark.parametrize("damage", ["truncated", "flipped"])
 def test_a_run_whose_newest_checkpoint_is_damaged_resumes_from_the_last_good_one(two_checkpoints, tmp_path,
                                                                                   damage, capsys):
-    from pgsound.runs import checkpoint_path
+    from pgsound.run_folder import checkpoint_path
     from pgsound.trainer import resume_state
 
     run, newest, older = damaged_copy(two_checkpoints[0], tmp_path, damage)
@@ -198,7 +189,7 @@ def test_a_run_whose_newest_checkpoint_is_damaged_resumes_from_the_last_good_one
 
 def test_a_run_whose_checkpoints_are_all_damaged_says_so(two_checkpoints, tmp_path):
     from pgsound.checkpoint import CheckpointError
-    from pgsound.runs import checkpoint_path
+    from pgsound.run_folder import checkpoint_path
 
     run, newest, older = damaged_copy(two_checkpoints[0], tmp_path, "truncated")
     older.write_bytes(older.read_bytes()[:100])

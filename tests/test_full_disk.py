@@ -22,7 +22,7 @@ from pgsound.cli import main
 from pgsound.files import append_whole, atomic_write
 
 
-def run_limited(args: list[str], limit_bytes: int, cwd) -> subprocess.CompletedProcess:
+def run_limited(args: list[str], limit_bytes: int, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python ARGS`` with files capped at ``limit_bytes`` (the signal ignored, so writes fail)."""
 
     def cap() -> None:
@@ -31,7 +31,7 @@ def run_limited(args: list[str], limit_bytes: int, cwd) -> subprocess.CompletedP
 
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, preexec_fn=cap, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=timeout)
 
 
 def test_invert_onto_a_full_disk_is_one_line_naming_the_wav(tmp_path):
@@ -97,8 +97,8 @@ def test_append_whole_appends(tmp_path):
 
 def test_a_full_disk_while_writing_samples_keeps_the_tick_in_a_checkpoint(tmp_path, monkeypatch, capsys):
     from pgsound.datasets import prepare_synthetic_shapes
+    from pgsound.run_folder import latest_checkpoint
     from pgsound.runlog import read_log
-    from pgsound.runs import latest_checkpoint
 
     data = tmp_path / "shapes.h5"
     prepare_synthetic_shapes(data, count=32, resolution=8)
