@@ -25,7 +25,7 @@ import torch
 
 from pgsound import pretrained
 from pgsound.device import cpu_model
-from pgsound.runs import read_stretches
+from pgsound.run_folder import read_stretches
 
 
 def machines(run: Path, fallback: str) -> str:

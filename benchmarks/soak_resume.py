@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
+from pgsound.run_folder import latest_checkpoint
 from pgsound.runlog import read_log
-from pgsound.runs import latest_checkpoint
 
 TICK_KIMG = 0.064  # the smoke preset's tick
 CHECKPOINT_KIMG = re.compile(r"ckpt-(\d+\.\d+)kimg\.pt$")

@@ -4,13 +4,13 @@ A checkpoint is a dict of tensors, numbers, strings and nested dicts only: no pi
 across versions and cannot run code. Writes go to a temporary file in the same folder and are renamed into
 place, so a crash mid-write never leaves a file that looks complete. A file damaged later (cut short, or with
 bytes a bad disk changed: torch's zip records a CRC-32 per entry, which torch itself does not check on load)
-is a :class:`CheckpointError` that names it and the newest good checkpoint before it in its folder.
+is a :class:`DamagedCheckpoint` that names it (``pgsound.run_folder.read_checkpoint`` adds the newest good
+checkpoint before it in its run). What a checkpoint holds is listed once, here: :data:`TRAINING_KEYS`.
 """
 
 from __future__ import annotations
 
 import pickle
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ class CheckpointError(UserError):
     """A checkpoint that is truncated, corrupt or not ours; the message names the file."""
 
 
-# The names the training loop gives its checkpoints: ckpt-0000012.000kimg.pt, milestone-0000100.000kimg.pt.
-CHECKPOINT_NAME = re.compile(r"^(ckpt|milestone)-(\d+\.\d+)kimg\.pt$")
+class DamagedCheckpoint(CheckpointError):
+    """A checkpoint file that cannot be read whole: cut short, changed on disk, or not a torch file."""
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -63,17 +63,6 @@ def _os_error_behind(error: BaseException) -> OSError | None:
     return None
 
 
-def checkpoints_in(folder: str | Path) -> list[Path]:
-    """The training loop's checkpoints in ``folder``, newest first (by images shown; of two at one count, the
-    plain one before the milestone, as both hold the same state).
-
-    Only the names the training loop writes count (``ckpt-0000012.000kimg.pt``); other files are ignored.
-    """
-    found = [(float(m.group(2)), m.group(1) == "ckpt", p) for p in Path(folder).glob("*.pt")
-             if (m := CHECKPOINT_NAME.match(p.name))]
-    return [p for *_, p in sorted(found, reverse=True)]
-
-
 def damage(path: str | Path) -> str | None:
     """Why ``path`` is not a whole checkpoint file (cut short, or an entry whose CRC-32 fails), or None.
 
@@ -89,19 +78,10 @@ def damage(path: str | Path) -> str | None:
     return f"its entry {bad} fails its CRC-32 check (changed on disk)" if bad else None
 
 
-def _older_good(path: Path) -> str:
-    """For a damaged checkpoint among a run's: the newest good one before it, and how to use it."""
-    if not CHECKPOINT_NAME.match(path.name):
-        return ""
-    older = checkpoints_in(path.parent)
-    older = older[older.index(path) + 1:] if path in older else []
-    good = next((p for p in older if damage(p) is None), None)
-    if good is None:
-        return "; no older good checkpoint is left in its folder"
-    return f"; the newest good checkpoint before it is {good} (resume from it: pgsound train --resume {good})"
-
-
+# What a training checkpoint holds (``pgsound.trainer.TrainState.state_dict`` writes exactly these).
 TRAINING_KEYS = ("G", "D", "Gs", "opt_g", "opt_d", "images_shown", "tick", "last_progress", "rng", "config", "data")
+# What a resumed run must match bit for bit: all but the tick count and the records of the config and the data.
+RESUMED_KEYS = tuple(key for key in TRAINING_KEYS if key not in ("tick", "config", "data"))
 GENERATOR_KEYS = ("Gs", "config", "data", "images_shown")  # what sampling needs (a shipped run has only these)
 
 
@@ -134,16 +114,16 @@ def load_checkpoint(
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(_refused(path, error) + _older_good(path)) from None
+        raise DamagedCheckpoint(_refused(path, error)) from None
     except Exception as error:  # torch raises several types for truncated or foreign files
         detail = " ".join(f"{type(error).__name__}: {error}".split())  # torch's text spans several lines
-        raise CheckpointError(f"{path} is not a readable pgsound checkpoint (truncated or corrupt?): {detail}"
-                              + _older_good(path)) from None
+        raise DamagedCheckpoint(f"{path} is not a readable pgsound checkpoint (truncated or corrupt?): {detail}"
+                                ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a pgsound checkpoint (no '{FORMAT}' format tag)")
     reason = damage(path)
     if reason is not None:
-        raise CheckpointError(f"{path} is damaged: {reason}" + _older_good(path))
+        raise DamagedCheckpoint(f"{path} is damaged: {reason}")
     if state.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {state.get('version')}, this pgsound reads {VERSION}")
     missing = [key for key in needs if key not in state]

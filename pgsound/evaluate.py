@@ -17,6 +17,7 @@ from pgsound.errors import UserError
 from pgsound.generate import sample
 from pgsound.memory import check_pictures_fit
 from pgsound.metrics import evaluate_metrics
+from pgsound.run_folder import run_of
 from pgsound.runs import DataSpec, load_generator
 from pgsound.schedule import level_resolution
 
@@ -90,7 +91,7 @@ def evaluate_run(
     checkpoint = record.checkpoint
     return {
         "checkpoint": str(checkpoint),
-        "run_dir": str(checkpoint.parent.parent),
+        "run_dir": str(run_of(checkpoint)),
         "data": str(data_path),
         "kimg": record.images_shown / 1000,
         "level": phase.level,

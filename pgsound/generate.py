@@ -14,6 +14,7 @@ import torch
 from pgsound.errors import UserError
 from pgsound.files import atomic_write
 from pgsound.memory import check_pictures_fit
+from pgsound.run_folder import run_of
 from pgsound.runs import TrainedRun, load_generator
 from pgsound.samples import write_sample_set
 from pgsound.schedule import level_resolution
@@ -71,7 +72,7 @@ def generate_run(
     data = record.data
     shape = level_resolution(phase.level, record.config.base_shape)
     check_pictures_fit(n, (data.channels, *shape), "generate", "--n")  # before any sample or folder
-    out = Path(out) if out is not None else record.checkpoint.parent.parent / f"generated-seed{seed}"
+    out = Path(out) if out is not None else run_of(record.checkpoint) / f"generated-seed{seed}"
     rng = torch.Generator().manual_seed(seed)
     latents = torch.randn(n, G.latent_size, generator=rng)
     labels = _labels(n, data.num_labels, label, record.config.conditional)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pgsound.checkpoint import save_checkpoint
+from pgsound.checkpoint import RESUMED_KEYS, save_checkpoint
 from pgsound.config import TrainConfig
 from pgsound.datasets.protocol import Dataset
 from pgsound.device import configure_process, default_device, describe_device
@@ -397,14 +397,13 @@ def _resume_across(config: TrainConfig, dataset: Dataset, device: torch.device, 
         straight = new_state(config, dataset, device=device)
         straight.images_shown = boundary - 2 * batch  # two steps before the boundary, then one past it
         train_step(straight)
-        path = save_checkpoint(straight.state_dict(), Path(folder) / "checkpoints" / "ckpt-preflight.pt")
+        path = save_checkpoint(straight.state_dict(), Path(folder) / "preflight.pt")
         size = path.stat().st_size
         train_step(straight)
         train_step(straight)
         resumed = resume_state(path, dataset, device=device)
         train_step(resumed)
         train_step(resumed)
-        keep = ("G", "D", "Gs", "opt_g", "opt_d", "images_shown", "last_progress", "rng")
-        a = {k: v for k, v in straight.state_dict().items() if k in keep}
-        b = {k: v for k, v in resumed.state_dict().items() if k in keep}
+        a = {k: v for k, v in straight.state_dict().items() if k in RESUMED_KEYS}
+        b = {k: v for k, v in resumed.state_dict().items() if k in RESUMED_KEYS}
         return not states_equal(a, b), size

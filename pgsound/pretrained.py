@@ -22,7 +22,8 @@ from pgsound.checkpoint import GENERATOR_KEYS, load_checkpoint, save_checkpoint
 from pgsound.errors import UserError
 from pgsound.evaluate import evaluate_run
 from pgsound.files import atomic_write
-from pgsound.runs import TrainedRun, checkpoint_path, load_generator
+from pgsound.run_folder import checkpoint_path
+from pgsound.runs import TrainedRun, load_generator
 
 FOLDER = Path(__file__).with_name("pretrained_runs")
 DATA = "DATA"  # the dataset file in a manifest's commands

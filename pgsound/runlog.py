@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pgsound.files import append_whole, atomic_write, read_jsonl
+from pgsound.run_folder import LOG, LOG_TEXT
 
 
 class RunLog:
@@ -27,8 +28,8 @@ class RunLog:
     def __init__(self, run_dir: str | Path, tensorboard: bool = True, images_shown: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.jsonl_path = self.run_dir / "log.jsonl"
-        self.text_path = self.run_dir / "log.txt"
+        self.jsonl_path = self.run_dir / LOG
+        self.text_path = self.run_dir / LOG_TEXT
         if images_shown is not None:
             self.truncate(images_shown)
         self._writer = None
@@ -97,4 +98,4 @@ def format_tick(record: dict[str, Any]) -> str:
 
 def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
     """All tick records of a run, in order (for plots: ``[r['loss_d'] for r in read_log(run)]``)."""
-    return read_jsonl(Path(run_dir) / "log.jsonl")
+    return read_jsonl(Path(run_dir) / LOG)

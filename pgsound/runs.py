@@ -1,19 +1,14 @@
-"""Run folders and what is needed to use a trained run, without the training loop (book: chapter 10).
+"""What is needed to use a trained run, without the training loop (book: chapter 10).
 
-A run folder ``runs/00003-piano512/`` holds ``config.yaml``, the logs, ``samples/`` and ``checkpoints/``.
-This module numbers new run folders, finds a run's newest checkpoint, describes the data a run was trained
-on (:class:`DataSpec`) and rebuilds a trained generator for sampling; ``pgsound generate`` and
-``pgsound evaluate`` use it, and so does the training loop.
+This module describes the data a run was trained on (:class:`DataSpec`), builds G and D for a config and that
+data, and rebuilds a trained generator for sampling; ``pgsound generate`` and ``pgsound evaluate`` use it, and
+so does the training loop. Where a run's files lie is ``pgsound.run_folder``'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgsound.checkpoint import GENERATOR_KEYS, CheckpointError, checkpoints_in, damage, load_checkpoint
+from pgsound.checkpoint import GENERATOR_KEYS, CheckpointError
 from pgsound.config import TrainConfig
 from pgsound.datasets.protocol import Dataset
 from pgsound.device import default_device
-from pgsound.errors import MissingFileError, UserError
-from pgsound.files import read_jsonl
+from pgsound.errors import UserError
 from pgsound.networks import Discriminator, Generator
+from pgsound.run_folder import read_checkpoint
 from pgsound.schedule import Phase, Schedule
 
 
@@ -157,126 +152,6 @@ def dataset_thumbnails(dataset: Dataset) -> tuple[float, ...]:
     return tuple(values)
 
 
-def new_run_dir(root: str | Path, name: str) -> Path:
-    """``root/00003-name``: the next free number, like stylegan2-ada's run folders.
-
-    Creating the folder is the claim: when two runs start at once and pick the same number, the one whose
-    ``mkdir`` fails takes the next number.
-    """
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.name.split("-")[0]) for p in root.iterdir() if p.is_dir() and p.name[:5].isdigit()]
-    number = max(numbers, default=-1) + 1
-    while True:
-        path = root / f"{number:05d}-{name}"
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            number += 1
-
-
-STRETCHES = "stretches.jsonl"  # in a run folder: one line per call of train (a start or resume): time, kimg, machine
-
-
-def read_stretches(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The stretches a run folder was trained in: ``started`` (Unix time), ``kimg`` at the start, ``machine``.
-
-    Empty for a run trained before the package recorded them.
-    """
-    path = Path(run_dir) / STRETCHES
-    if not path.exists():
-        return []
-    return read_jsonl(path)
-
-
-@contextlib.contextmanager
-def hold_run_dir(run_dir: str | Path) -> Iterator[None]:
-    """Hold an OS lock on ``RUN/.lock`` while this process trains the run.
-
-    A second process that tries to train the same run is refused with the holder's PID (two resumes of one run
-    would write one log twice and race for its checkpoints). Once the lock is held, temporary files that a
-    killed process left behind (a checkpoint half written, say) are removed: nobody else can be writing them.
-    The lock goes with the process, however it ends. (Without ``fcntl``, on Windows, nothing is locked.)
-    """
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "unknown"
-            raise UserError(f"{run_dir} is being trained by process {holder}; stop that one first (or train "
-                            f"another run)") from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"{os.getpid()}\n")
-        lock.flush()
-        for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
-            for stale in folder.glob(".*"):  # atomic_write's temporary names start with a dot
-                if stale.is_file() and stale.name != ".lock":
-                    stale.unlink()
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path:
-    """The newest checkpoint in ``RUN/checkpoints`` (by images shown; a milestone before a plain one).
-
-    Only the names the training loop writes count (``ckpt-0000012.000kimg.pt``); other files there are ignored.
-    """
-    folder = Path(run_dir) / "checkpoints"
-    found = checkpoints_in(folder)
-    if not found:
-        raise MissingFileError(f"no checkpoint in {folder}")
-    return found[0]
-
-
-def latest_good_checkpoint(run_dir: str | Path) -> tuple[Path, list[tuple[Path, str]]]:
-    """The newest whole checkpoint of a run, and the newer ones passed over as damaged, with the reason.
-
-    A damaged checkpoint (cut short by a crash or a full disk outside pgsound, changed by a bad disk) does not
-    stop a run: it is resumed from the last good one. No good one at all is a ``CheckpointError``.
-    """
-    folder = Path(run_dir) / "checkpoints"
-    damaged = []
-    for path in checkpoints_in(folder):
-        reason = damage(path)
-        if reason is None:
-            return path, damaged
-        damaged.append((path, reason))
-    if not damaged:
-        raise MissingFileError(f"no checkpoint in {folder}")
-    newest, reason = damaged[0]
-    raise CheckpointError(f"every checkpoint in {folder} is damaged (the newest, {newest.name}: {reason}); "
-                          f"the run cannot be resumed, start it again")
-
-
-def checkpoint_path(run_or_checkpoint: str | Path) -> Path:
-    """A checkpoint file itself, or the newest good checkpoint of a run folder.
-
-    Newer checkpoints of the run that are damaged are passed over with a one-line warning on stderr.
-    """
-    path = Path(run_or_checkpoint)
-    if not path.is_dir():
-        return path
-    good, damaged = latest_good_checkpoint(path)
-    if damaged:
-        newest, reason = damaged[0]
-        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
-        print(f"warning: {newest} is damaged: {reason}{more}; using the last good checkpoint {good}",
-              file=sys.stderr)
-    return good
-
-
 def build_networks(config: TrainConfig, data: DataSpec | Any) -> tuple[torch.nn.Module, torch.nn.Module]:
     """G and D sized for the data's full resolution and channels, with the config's widths."""
 
@@ -329,8 +204,8 @@ def load_generator(
     (book: chapter 10, Loading a trained run)
     """
 
-    path = checkpoint_path(checkpoint)
-    state = load_checkpoint(path, needs=GENERATOR_KEYS)
+    saved = read_checkpoint(checkpoint, needs=GENERATOR_KEYS)
+    path, state = saved.path, saved.state
     config = TrainConfig.from_dict(state["config"])
     data = DataSpec.from_dict(state["data"])
     G, _ = build_networks(config, data)

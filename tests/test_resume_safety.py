@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+import pgsound.run_folder as run_folder
 import pgsound.trainer as trainer_module
 from pgsound.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pgsound.config import resolve_config
 from pgsound.datasets import ArrayDataset
 from pgsound.errors import UserError
-from pgsound.runs import dataset_fingerprint, latest_checkpoint
+from pgsound.run_folder import latest_checkpoint
+from pgsound.runs import dataset_fingerprint
 from pgsound.trainer import TrainingDiverged, resume_state, train, train_step
 
 pytestmark = pytest.mark.slow
@@ -128,7 +130,7 @@ def test_a_full_disk_at_a_checkpoint_names_the_last_good_one(tmp_path, monkeypat
         writes.append(path)
         return save_checkpoint(state, path)
 
-    monkeypatch.setattr(trainer_module, "save_checkpoint", save_checkpoint_until_full)
+    monkeypatch.setattr(run_folder, "save_checkpoint", save_checkpoint_until_full)
     runs = tmp_path / "runs"
     assert main(["train", "--preset", "smoke", "--data", str(data), "--out", str(runs), "--no-progress",
                  "--set", "schedule.tick_kimg_default=0.016"]) == 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +13,8 @@ from pgsound.config import resolve_config
 from pgsound.datasets import ArrayDataset
 from pgsound.device import cpu_model
 from pgsound.errors import UserError
+from pgsound.run_folder import hold_run_dir, read_stretches
 from pgsound.runlog import read_log
-from pgsound.runs import hold_run_dir, read_stretches
 from pgsound.trainer import resume_state, train
 
 pytestmark = pytest.mark.slow
@@ -85,3 +87,13 @@ def test_a_resume_purges_tensorboard_steps_after_its_checkpoint(tmp_path):
     scalars = events.Scalars("loss_d")
     assert [s.step for s in scalars] == [8, 16, 24]
     assert scalars[-1].value == pytest.approx(read_log(run)[-1]["loss_d"])
+
+
+def test_only_the_run_folder_module_knows_the_checkpoint_folder_and_names():
+    """``checkpoints/`` and the ``ckpt-`` names are ``pgsound.run_folder``'s; every other module asks it."""
+    package = Path(__file__).resolve().parents[1] / "pgsound"
+    pattern = re.compile(r"""["'/]checkpoints["'/]|ckpt-""")
+    found = [f"{path.relative_to(package)}:{number}: {line.strip()}"
+             for path in sorted(package.rglob("*.py")) if path.name != "run_folder.py"
+             for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, "\n".join(found)

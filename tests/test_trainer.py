@@ -13,7 +13,7 @@ import pgsound.trainer as trainer_module
 from pgsound.checkpoint import CheckpointError
 from pgsound.config import resolve_config
 from pgsound.generate import sample
-from pgsound.runs import latest_checkpoint
+from pgsound.run_folder import latest_checkpoint
 from pgsound.trainer import TrainingDiverged, draw_labels, new_state, resume_state, train, train_step
 
 pytestmark = pytest.mark.slow

@@ -33,12 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from pgsound.checkpoint import TRAINING_KEYS
     from pgsound.config import resolve_config, save_config
     from pgsound.datasets import open_dataset
     from pgsound.device import choose_device, configure_process
     from pgsound.distributed import init_from_environment
     from pgsound.errors import CommandError
-    from pgsound.runs import checkpoint_path, new_run_dir
+    from pgsound.run_folder import CONFIG, RunWriteError, new_run_dir, read_checkpoint, run_of
+    from pgsound.runs import DataSpec
     from pgsound.trainer import TrainingDiverged, new_state, resume_state, train
 
     if args.kimg is not None and args.kimg <= 0:
@@ -59,20 +61,14 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.preset or args.overrides:
             raise CommandError("--resume continues a run with its saved config; drop --preset and --set")
-        from pgsound.checkpoint import TRAINING_KEYS, load_checkpoint
-
-        checkpoint = checkpoint_path(args.resume)
-        from pgsound.runs import DataSpec
-
-        saved = DataSpec.from_dict(load_checkpoint(checkpoint, needs=TRAINING_KEYS)["data"])
-        data_path = args.data or saved.locate()
+        saved = read_checkpoint(args.resume, needs=TRAINING_KEYS)  # read once: its data's path, then its state
+        data_path = args.data or DataSpec.from_dict(saved.state["data"]).locate()
         if not data_path:
             raise CommandError("this checkpoint does not record its dataset path: pass --data")
         dataset = open_dataset(data_path)
-        state = resume_state(checkpoint, dataset, device=device, group=group,
-                             allow_other_data=args.allow_other_data)
-        run_dir = checkpoint.parent.parent if group.is_main else None
-        print(f"resuming {checkpoint} at {state.images_shown / 1000:.1f} kimg")
+        state = resume_state(saved, dataset, device=device, group=group, allow_other_data=args.allow_other_data)
+        run_dir = run_of(saved.path) if group.is_main else None
+        print(f"resuming {saved.path} at {state.images_shown / 1000:.1f} kimg")
     else:
         if not args.preset or not args.data:
             raise CommandError("a new run needs --preset and --data (or --resume RUN)")
@@ -81,20 +77,23 @@ def run(args: argparse.Namespace) -> int:
         state = new_state(config, dataset, device=device, group=group)  # checks the config against the data
         run_dir = new_run_dir(args.out, args.preset) if group.is_main else None
         if run_dir is not None:
-            save_config(config, run_dir / "config.yaml")
+            save_config(config, run_dir / CONFIG)
             print(f"run folder {run_dir}")
     if args.kimg is not None and args.kimg * 1000 <= state.images_shown:
         raise CommandError(f"--kimg {args.kimg:g} is not past the {state.images_shown / 1000:g} kimg already "
                            f"shown: nothing to train")
+    resume = f"pgsound train --resume {run_dir}"
     try:
         result = train(state.config, dataset, run_dir, state=state, stop_kimg=args.kimg,
                        progress=not args.no_progress)
     except TrainingDiverged as error:
         raise CommandError(str(error)) from None
+    except RunWriteError as error:  # a full disk, say: what was saved stands, and the run resumes from it
+        raise OSError(error.errno, f"{error.strerror} (resume with: {resume})", error.filename) from None
     if result.stop_signal is not None:
         # Not a success: a batch scheduler must see that the run stopped early (128 + the signal, as a shell).
         if group.is_main and run_dir is not None:
-            print(f"resume with: pgsound train --resume {run_dir}")
+            print(f"resume with: {resume}")
         return 128 + result.stop_signal
     if group.is_main and run_dir is not None:
         print(f"done at {state.images_shown / 1000:.1f} kimg; checkpoint {result.checkpoint}")
