@@ -5,7 +5,8 @@ across versions and cannot run code. Writes go to a temporary file in the same f
 place, so a crash mid-write never leaves a file that looks complete. A file damaged later (cut short, or with
 bytes a bad disk changed: torch's zip records a CRC-32 per entry, which torch itself does not check on load)
 is a :class:`DamagedCheckpoint` that names it (``pgsound.run_folder.read_checkpoint`` adds the newest good
-checkpoint before it in its run). What a checkpoint holds is listed once, here: :data:`TRAINING_KEYS`.
+checkpoint before it in its run). What a checkpoint holds is listed once, here: :data:`TRAINING_KEYS`;
+:func:`states_equal` compares two states exactly (the resume checks).
 """
 
 from __future__ import annotations
@@ -83,6 +84,31 @@ TRAINING_KEYS = ("G", "D", "Gs", "opt_g", "opt_d", "images_shown", "tick", "last
 # What a resumed run must match bit for bit: all but the tick count and the records of the config and the data.
 RESUMED_KEYS = tuple(key for key in TRAINING_KEYS if key not in ("tick", "config", "data"))
 GENERATOR_KEYS = ("Gs", "config", "data", "images_shown")  # what sampling needs (a shipped run has only these)
+
+
+def _flat_state(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat_state(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def states_equal(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys where two state dicts differ (tensors compared exactly); empty when identical."""
+    flat_a, flat_b = _flat_state(a), _flat_state(b)
+    differ = sorted(set(flat_a) ^ set(flat_b))
+    for key in set(flat_a) & set(flat_b):
+        x, y = flat_a[key], flat_b[key]
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+            same = x.shape == y.shape and x.dtype == y.dtype and torch.equal(x.cpu(), y.cpu())
+        else:
+            same = x == y
+        if not same:
+            differ.append(key)
+    return differ
+
 
 
 def _refused(path: Path, error: pickle.UnpicklingError) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pgsound.checkpoint import RESUMED_KEYS, save_checkpoint
+from pgsound.checkpoint import RESUMED_KEYS, save_checkpoint, states_equal
 from pgsound.config import TrainConfig
 from pgsound.datasets.protocol import Dataset
 from pgsound.device import configure_process, default_device, describe_device
@@ -229,30 +229,6 @@ def state_bytes(value: Any) -> int:
 
 def _used_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.grad is not None)
-
-
-def _flat_state(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flat_state(item, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
-
-
-def states_equal(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """The keys where two state dicts differ (tensors compared exactly); empty when identical."""
-    flat_a, flat_b = _flat_state(a), _flat_state(b)
-    differ = sorted(set(flat_a) ^ set(flat_b))
-    for key in set(flat_a) & set(flat_b):
-        x, y = flat_a[key], flat_b[key]
-        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
-            same = x.shape == y.shape and x.dtype == y.dtype and torch.equal(x.cpu(), y.cpu())
-        else:
-            same = x == y
-        if not same:
-            differ.append(key)
-    return differ
 
 
 def _synchronize(device: torch.device) -> None:

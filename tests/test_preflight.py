@@ -13,10 +13,11 @@ import torch
 
 import pgsound.preflight as preflight_module
 import pgsound.trainer as trainer_module
+from pgsound.checkpoint import states_equal
 from pgsound.config import preset_names, resolve_config
 from pgsound.datasets import ArrayDataset, DatasetWriter
 from pgsound.plan import PlanError, check_run, run_schedule
-from pgsound.preflight import preflight, states_equal
+from pgsound.preflight import preflight
 from pgsound.trainer import new_state, resume_state, starts_new_stage, train_step
 
 
