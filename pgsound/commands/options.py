@@ -139,6 +139,8 @@ def check_output(out: str | os.PathLike, option: str, writes: str, *, suffixes: 
     from pgsound.files import check_writable
 
     path = Path(out)
+    if not folder and path.is_dir():
+        raise UserError(f"{option} {path} is a folder; expected a file name")
     if suffixes and path.suffix.lower() not in suffixes:
         raise UserError(f"{option} {path}: expected a {' or '.join(suffixes)} file for {writes}, not "
                         f"{path.suffix or 'a name without an extension'}")
