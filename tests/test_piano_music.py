@@ -95,7 +95,8 @@ def test_a_negative_seed_is_one_line_before_any_work(kind, tmp_path, capsys):
     size = ["--resolution", "8"] if kind == "synthetic-shapes" else ["--size", "32x32"]
     assert main(["prepare", kind, "--seed", "-1", *size, "-o", str(tmp_path / "x.h5")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["pgsound prepare: error: seed must be a non-negative integer, got -1"]
+    assert err == [f"pgsound prepare {kind}: error: argument --seed: expected a whole number from 0 to 4294967295, "
+                   f"got '-1' (see pgsound prepare {kind} --help)"]
     assert not list(tmp_path.iterdir())
 
 
@@ -106,4 +107,5 @@ def test_minutes_that_are_not_a_positive_finite_number_are_one_line(kind, minute
 
     assert main(["prepare", kind, "--minutes", minutes, "--size", "32x32", "-o", str(tmp_path / "x.h5")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"pgsound prepare: error: minutes must be a positive, finite number, got {float(minutes)}"]
+    assert err == [f"pgsound prepare {kind}: error: argument --minutes: expected a finite number in (0, 100000], "
+                   f"got '{minutes}' (see pgsound prepare {kind} --help)"]

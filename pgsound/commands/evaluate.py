@@ -48,10 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.evaluate import evaluate_run
     from pgsound.files import atomic_write
 
-    if args.n < 2:
-        raise UserError(f"--n must be at least 2, got {args.n}")
-    if args.ndb_bins is not None and args.ndb_bins < 2:
-        raise UserError(f"--ndb-bins must be at least 2, got {args.ndb_bins}")
     run, data = pretrained_or_run(args), args.data
     if args.json_path:
         check_output(args.json_path, "--json", "the metrics", suffixes=(".json",), inputs=[run, data])

@@ -12,7 +12,6 @@ from pgsound.commands.options import (
     integer,
     pretrained_or_run,
 )
-from pgsound.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,8 +41,6 @@ def run(args: argparse.Namespace) -> int:
 
     from pgsound.generate import generate_run
 
-    if args.n < 1:
-        raise UserError(f"--n must be at least 1, got {args.n}")
     run = pretrained_or_run(args)
     if args.out:
         check_output(args.out, "-o", "the samples", inputs=[run], folder=True)

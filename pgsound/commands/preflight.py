@@ -50,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.files import atomic_write
     from pgsound.preflight import preflight
 
-    if args.nproc < 1:
-        raise CommandError(f"--nproc must be at least 1, got {args.nproc}")
     if args.json_path:
         check_output(args.json_path, "--json", "the preflight table", suffixes=(".json",), inputs=[args.data])
     config = resolve_config(args.preset, args.overrides)

@@ -13,7 +13,6 @@ from pgsound.commands.options import (
     number,
     spectrogram_config,
 )
-from pgsound.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,8 +82,6 @@ def run_invert(args: argparse.Namespace) -> int:
     from pgsound.spectrogram import denormalise
     from pgsound.spectrogram_files import load_spectrogram
 
-    if args.iters < 0:
-        raise UserError(f"--iters must be 0 or more, got {args.iters}")
     check_output(args.out, "-o", "the recording", suffixes=(".wav",), inputs=[args.input])
     item = load_spectrogram(args.input)
     config = item.config

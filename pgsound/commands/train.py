@@ -43,8 +43,6 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.runs import DataSpec
     from pgsound.trainer import TrainingDiverged, new_state, resume_state, train
 
-    if args.kimg is not None and args.kimg <= 0:
-        raise CommandError(f"--kimg must be positive (the kimg to stop at, in all), got {args.kimg:g}")
     if args.device:
         device = torch.device(args.device)
     else:
