@@ -64,6 +64,7 @@ def parse_yaml(text: str) -> Any:
 
 
 PRESET_DIR = Path(__file__).with_name("presets")
+SEED_LIMIT = 2**32  # NumPy's and torch's seeds are 32-bit unsigned integers
 
 
 @dataclass
@@ -158,7 +159,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
-        check_range("seed", self.seed, minimum=0, maximum=2**32 - 1)
+        check_range("seed", self.seed, minimum=0, maximum=SEED_LIMIT - 1)
         if self.latent_size is not None:
             check_range("latent_size", self.latent_size, minimum=1)
         # A tuple once, here: every user of the base shape (levels, networks, the schedule) takes it as it is.

@@ -242,7 +242,9 @@ def seed_everything(seed: int) -> torch.Generator:
 
     Returns a fresh ``torch.Generator`` seeded with ``seed`` for code that prefers an explicit generator.
     """
-    if not 0 <= seed < 2**32:
+    from pgsound.config import SEED_LIMIT
+
+    if not 0 <= seed < SEED_LIMIT:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
     random.seed(seed)
     np.random.seed(seed)

@@ -8,9 +8,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pgsound.config import SEED_LIMIT
 from pgsound.errors import UserError
-
-SEED_LIMIT = 2**32  # numpy's and torch's seeds are 32-bit unsigned integers
 
 
 class OneLineParser(argparse.ArgumentParser):
