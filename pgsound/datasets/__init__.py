@@ -1,6 +1,7 @@
 """Prepared multi-resolution datasets and the loader that serves them (book: chapters 5, 6 and 9).
 
-- ``hdf5``: NVIDIA's HDF5 layout (``data{r}x{r}`` per level), our metadata, streamed atomic writing.
+- ``hdf5``: NVIDIA's HDF5 layout (``data{r}x{r}`` per level) and our metadata, read; ``writer``: the same
+  layout written, streamed and atomic.
 - ``prepare``: the pipeline every recording goes through (workers, the report, the disk check), and
   ``prepare_audio`` for a folder of recordings.
 - one module per source, its preparation beside its catalogue: ``shapes`` (synthetic shapes), ``images``
@@ -10,7 +11,7 @@
 """
 
 from pgsound.datasets.arrays import ArrayDataset
-from pgsound.datasets.hdf5 import DatasetError, DatasetWriter, PreparedDataset, open_dataset
+from pgsound.datasets.hdf5 import DatasetError, PreparedDataset, open_dataset
 from pgsound.datasets.images import prepare_images
 from pgsound.datasets.loader import LevelLoader, fade_reals
 from pgsound.datasets.maestro import prepare_maestro
@@ -19,6 +20,7 @@ from pgsound.datasets.pianos import prepare_sampled_piano, prepare_synthetic_pia
 from pgsound.datasets.prepare import prepare_audio
 from pgsound.datasets.protocol import Dataset
 from pgsound.datasets.shapes import prepare_synthetic_shapes
+from pgsound.datasets.writer import DatasetWriter
 
 __all__ = [
     "ArrayDataset",

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from pgsound.datasets.hdf5 import DatasetError, box_downsample, level_shapes
+from pgsound.datasets.hdf5 import DatasetError
+from pgsound.datasets.writer import box_downsample, level_shapes
 
 
 class ArrayDataset:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pgsound.datasets.hdf5 import DatasetWriter, PreparedDataset
+from pgsound.datasets.hdf5 import PreparedDataset
+from pgsound.datasets.writer import DatasetWriter
 from pgsound.errors import MissingFileError, UserError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from pgsound.datasets.hdf5 import DatasetWriter, PreparedDataset
+from pgsound.datasets.hdf5 import PreparedDataset
 from pgsound.datasets.prepare import (
     PreparationReport,
     Recording,
@@ -30,6 +30,7 @@ from pgsound.datasets.prepare import (
     spectrogram_metadata,
     write_recordings,
 )
+from pgsound.datasets.writer import DatasetWriter
 from pgsound.errors import MissingFileError, UserError
 from pgsound.representations import channels_of
 from pgsound.spectrogram import SpectrogramConfig

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pgsound.datasets.hdf5 import DatasetWriter, PreparedDataset
+from pgsound.datasets.hdf5 import PreparedDataset
 from pgsound.datasets.prepare import (
     PreparationReport,
     Recording,
@@ -23,6 +23,7 @@ from pgsound.datasets.prepare import (
     spectrogram_metadata,
     write_recordings,
 )
+from pgsound.datasets.writer import DatasetWriter
 from pgsound.errors import MissingFileError, UserError
 from pgsound.representations import channels_of
 from pgsound.spectrogram import SpectrogramConfig

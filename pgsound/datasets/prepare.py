@@ -2,7 +2,7 @@
 
 (book: chapter 5 for synthetic shapes and image folders, chapter 9 for piano spectrograms)
 
-Every preparation streams into :class:`~pgsound.datasets.hdf5.DatasetWriter`, so a dataset larger than memory
+Every preparation streams into :class:`~pgsound.datasets.writer.DatasetWriter`, so a dataset larger than memory
 can be prepared and an interrupted one leaves no file that looks complete. Audio is read and transformed in
 parallel worker processes; a file that cannot be used is skipped and listed in the report, never fatal.
 """
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from pgsound.audio_io import AudioError, find_audio_files, load_audio
-from pgsound.datasets.hdf5 import PROVENANCE_DTYPE, DatasetWriter, PreparedDataset
+from pgsound.datasets.hdf5 import PreparedDataset
+from pgsound.datasets.writer import PROVENANCE_DTYPE, DatasetWriter
 from pgsound.errors import UserError
 from pgsound.representations import channels_of, encode
 from pgsound.spectrogram import SpectrogramConfig, split_audio
