@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pgsound.audio_io import load_audio
-from pgsound.phase import griffin_lim, spectral_convergence_db
+from pgsound.phase_retrieval import griffin_lim, spectral_convergence_db
 from pgsound.spectrogram import SpectrogramConfig, audio_to_frames, denormalise, restore_bin, split_audio
 from pgsound.synth_piano import piano_dataset
 

@@ -49,7 +49,7 @@ step() {  # step NAME SECONDS COMMAND...
 step preflight 150 "$PY" -m pgsound.cli preflight --preset piano512 --json "$LOGS/preflight-bf16.json"
 step preflight_fp32 150 "$PY" -m pgsound.cli preflight --preset piano512 --set precision=fp32 --no-resume-check \
   --json "$LOGS/preflight-fp32.json"
-step tests 180 "$PY" -m pytest -q -p no:cacheprovider tests/test_networks.py tests/test_loss.py tests/test_phase.py \
+step tests 180 "$PY" -m pytest -q -p no:cacheprovider tests/test_networks.py tests/test_loss.py tests/test_phase_retrieval.py \
   tests/test_trainer.py tests/test_preflight.py::test_the_step_makes_no_host_synchronisation_on_cuda
 step memory 180 "$PY" benchmarks/bench_gpu_memory.py --compile --steps 10 --rounds 2 --warmup 3
 step train_step 150 "$PY" benchmarks/bench_train_step.py --paper-widths --resolutions 256,512 --alphas 1 \

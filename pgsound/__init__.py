@@ -4,7 +4,7 @@ The package follows the path of the data, one small module per idea (see README.
 
 - ``profile``, ``device``, ``display``: what every chapter uses (run size, CPU/GPU, seeding, inline media).
 - the sound path, the networks, the datasets, the training loop and the metrics each live in their own
-  modules, imported explicitly (``from pgsound import phase``) so that ``import pgsound`` stays light.
+  modules, imported explicitly (``from pgsound import phase_retrieval``) so that ``import pgsound`` stays light.
 """
 
 from pgsound.device import configure_process, default_device, seed_everything

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from pgsound.errors import UserError
-from pgsound.phase import frames_to_audio, griffin_lim
+from pgsound.phase_retrieval import frames_to_audio, griffin_lim
 from pgsound.spectrogram import (
     SpectrogramConfig,
     denormalise,
@@ -108,7 +108,7 @@ def decode(
 ) -> np.ndarray:
     """Pictures ``(N, C, n_bins, n_frames)`` back to audio ``(N, segment_length)`` float32.
 
-    ``"magnitude"``: :func:`pgsound.phase.frames_to_audio` (PGHI + fast Griffin-Lim, ``n_iter``).
+    ``"magnitude"``: :func:`pgsound.phase_retrieval.frames_to_audio` (PGHI + fast Griffin-Lim, ``n_iter``).
     ``"mag-if"``: the phase is the running sum of the instantaneous frequency; one inverse STFT.
     ``"mel"``: bands to linear bins by non-negative least squares, then as ``"magnitude"``.
     (book: chapter 11, Beyond the paper)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from pgsound.cli import main
-from pgsound.phase import spectral_convergence_db
+from pgsound.phase_retrieval import spectral_convergence_db
 from pgsound.spectrogram import SpectrogramConfig, audio_to_frames, pieces_to_magnitude, split_audio
 from pgsound.spectrogram_files import SpectrogramFile, load_spectrogram, save_png
 from pgsound.synth_piano import render_phrase

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from pgsound.audio_io import write_wav
-from pgsound.phase import frames_to_audio
+from pgsound.phase_retrieval import frames_to_audio
 from pgsound.spectrogram import (
     SpectrogramConfig,
     audio_to_frames,

@@ -78,7 +78,7 @@ def run_invert(args: argparse.Namespace) -> int:
     import numpy as np
 
     from pgsound.audio_io import write_wav
-    from pgsound.phase import frames_to_audio, spectral_convergence_db
+    from pgsound.phase_retrieval import frames_to_audio, spectral_convergence_db
     from pgsound.spectrogram import denormalise
     from pgsound.spectrogram_files import load_spectrogram
 

@@ -31,7 +31,7 @@ from scipy.ndimage import uniform_filter1d
 
 from pgsound.audio_stats import ACTIVE_WITHIN_DB, active_frames
 from pgsound.metrics.swd import sliced_wasserstein_distance
-from pgsound.phase import frames_to_audio, spectral_convergence_db
+from pgsound.phase_retrieval import frames_to_audio, spectral_convergence_db
 from pgsound.representations import encode
 from pgsound.spectrogram import SpectrogramConfig, denormalise, to_db
 
@@ -191,8 +191,8 @@ def consistency_db(
     """Spectral convergence (dB, lower is better) of each picture against the sound phase reconstruction makes.
 
     Pictures at a lower level are scaled up to full size first. The phase comes from
-    :func:`pgsound.phase.frames_to_audio` (PGHI, then ``n_iter`` fast Griffin-Lim iterations); the figure
-    from :func:`pgsound.phase.spectral_convergence_db` on the kept bins (book: chapter 8, Measuring a GAN).
+    :func:`pgsound.phase_retrieval.frames_to_audio` (PGHI, then ``n_iter`` fast Griffin-Lim iterations); the figure
+    from :func:`pgsound.phase_retrieval.spectral_convergence_db` on the kept bins (book: chapter 8, Measuring a GAN).
     """
 
     config = as_config(config)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pgsound.phase import griffin_lim, pghi, spectral_convergence_db
+from pgsound.phase_retrieval import griffin_lim, pghi, spectral_convergence_db
 from pgsound.spectrogram import SpectrogramConfig, stft
 
 CONFIG = SpectrogramConfig(n_fft=256, hop_length=32, n_bins=128, n_frames=128)
