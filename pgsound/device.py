@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import functools
 import os
 import platform
 import random
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,193 +21,12 @@ _M_MMAP_THRESHOLD = -3
 
 
 def default_device() -> torch.device:
-    """CUDA when a GPU is present, else Apple's GPU (``mps``) when it passes :func:`mps_self_check`, else the CPU.
+    """CUDA when a GPU is present, else the CPU: where library functions run when not told.
 
-    :func:`choose_device` says why.
+    Training, and the commands, choose with :func:`pgsound.device_check.choose_device`, which also considers Apple's
+    GPU after a one-step self-check.
     """
-    return choose_device().device
-
-
-@dataclass(frozen=True)
-class DeviceChoice:
-    """The default device and why: ``note`` is one line, e.g. ``mps: not available: ...``."""
-
-    device: torch.device
-    note: str
-    notable: bool = False  # MPS chosen, or a Mac's GPU passed over: worth a line when a command trains
-
-    def line(self) -> str:
-        """``device mps (mps: self-check passed: ...)``: what ``pgsound info`` and the training commands print."""
-        return f"device {self.device} ({self.note})"
-
-
-@dataclass(frozen=True)
-class SelfCheck:
-    """The outcome of :func:`self_check`: whether it passed, and one line saying how."""
-
-    passed: bool
-    detail: str
-
-
-# float32 throughout; a relative difference, per result, against the result's largest magnitude on the CPU.
-SELF_CHECK_TOLERANCE = 1e-3
-
-
-def choose_device() -> DeviceChoice:
-    """The default device, CUDA, then MPS, then the CPU, with the reason for it (book: Introduction).
-
-    MPS is taken only when torch reports it and a one-step self-check passes (:func:`mps_self_check`: a D step
-    with the gradient penalty's double backward and a G step agree with the CPU); the check runs once per
-    process. Where it is not taken the note says why: not built into this torch, not available on this machine,
-    or how the self-check failed.
-    """
-    if torch.cuda.is_available():
-        return DeviceChoice(torch.device("cuda"), f"CUDA comes first; {torch.cuda.device_count()} CUDA GPU(s)")
-    on_mac = sys.platform == "darwin"
-    if not torch.backends.mps.is_built():
-        return DeviceChoice(torch.device("cpu"), f"no CUDA GPU; mps: not built into torch {torch.__version__}",
-                            notable=on_mac)
-    if not torch.backends.mps.is_available():
-        return DeviceChoice(torch.device("cpu"), "mps: not available: torch is built with MPS but this machine has "
-                            "no Apple GPU it can use (Apple silicon and macOS 12.3 or later)", notable=True)
-    try:
-        check = mps_self_check()
-    except Exception as error:  # a check that cannot even run is a failed check
-        check = SelfCheck(False, describe_error(error))
-    if not check.passed:
-        return DeviceChoice(torch.device("cpu"), f"mps: self-check failed: {check.detail}", notable=True)
-    return DeviceChoice(torch.device("mps"), f"self-check passed: {check.detail}", notable=True)
-
-
-@functools.cache
-def mps_self_check() -> SelfCheck:
-    """:func:`self_check` on ``mps``, once per process (each call after the first returns the first's answer)."""
-    return self_check("mps")
-
-
-def describe_error(error: BaseException) -> str:
-    """``RuntimeError: the first line of its message``."""
-    message = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
-
-
-def self_check(
-    device: torch.device | str,
-    step: Callable[[torch.device], dict[str, torch.Tensor]] | None = None,
-    reference: Callable[[torch.device], dict[str, torch.Tensor]] | None = None,
-    tolerance: float = SELF_CHECK_TOLERANCE,
-) -> SelfCheck:
-    """Whether ``step`` on ``device`` runs, gives finite results and agrees with ``reference`` on the CPU.
-
-    ``step`` and ``reference`` default to :func:`check_step`. Each result is compared by its largest absolute
-    difference, relative to the result's largest magnitude on the CPU. Never raises: an error is a failed check.
-    """
-    device = torch.device(device)
-    step = step or check_step
-    reference = reference or check_step
-    try:
-        got = step(device)
-        want = reference(torch.device("cpu"))
-    except Exception as error:
-        return SelfCheck(False, describe_error(error))
-    worst_name, worst = "", 0.0
-    for name, expected in want.items():
-        value = got[name].detach().to("cpu", torch.float32)
-        if not torch.isfinite(value).all():
-            return SelfCheck(False, f"{name} is not finite on {device}")
-        expected = expected.detach().to("cpu", torch.float32)
-        scale = max(float(expected.abs().max()), 1e-12)
-        difference = float((value - expected).abs().max()) / scale
-        if not difference <= tolerance:
-            return SelfCheck(False, f"{name} on {device} differs from the CPU's by {difference:.1e} of its "
-                             f"largest value (tolerance {tolerance:.0e})")
-        if difference >= worst:
-            worst_name, worst = name, difference
-    return SelfCheck(True, f"G and D steps agree with the CPU within {tolerance:.0e} (largest difference "
-                     f"{worst:.1e}, in {worst_name})")
-
-
-class _PinnedPoint(torch.nn.Module):
-    """D evaluated at ``point`` wherever the gradient penalty asks for it, with the penalty's gradients intact.
-
-    The penalty draws its interpolation on the device, and devices draw different numbers from the same seed;
-    ``x + (point - x).detach()`` has the value ``point`` and the derivative 1 with respect to ``x``, so both
-    devices differentiate D (twice) at the same point, one drawn on the CPU.
-    """
-
-    def __init__(self, D: torch.nn.Module, point: torch.Tensor) -> None:
-        super().__init__()
-        self.D, self.point = D, point
-
-    def forward(self, x: torch.Tensor, level: int, alpha: object) -> object:
-        return self.D(x + (self.point - x).detach(), level, alpha)
-
-
-def check_step(device: torch.device | str) -> dict[str, torch.Tensor]:
-    """A D step (WGAN-GP, with the penalty's double backward) and a G step of this package's networks on ``device``.
-
-    Networks of the smoke preset's widths for 1x8x8 pictures, halfway through the fade-in from 4x4, in float32,
-    with the paper's loss and Adam settings. The weights and every random input are drawn on the CPU, so any
-    device should give the CPU's numbers up to rounding. Returns the losses and the gradients by name (on the
-    CPU). Then both Adam steps, a second D pass and a batch from the training loader (its flips drawn by a
-    generator on the device) must be finite, else ``FloatingPointError``. Leaves the process's random state as it
-    was. (The trainer itself imports this module, so the step is built from the networks and losses directly.)
-    """
-    from pgsound.config import TrainConfig
-    from pgsound.datasets.arrays import ArrayDataset
-    from pgsound.datasets.loader import LevelLoader, fade_reals
-    from pgsound.loss import discriminator_loss, generator_loss
-    from pgsound.networks import Discriminator, Generator
-
-    device = torch.device(device)
-    config = TrainConfig()
-    level, fade, batch = 1, 0.5, 4
-    dataset = ArrayDataset.random(batch, 1, (8, 8), seed=0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        G = Generator(resolution=(8, 8), channels=1, fmap_base=64, fmap_max=16, latent_size=16).to(device)
-        D = Discriminator(resolution=(8, 8), channels=1, fmap_base=64, fmap_max=16).to(device)
-    cpu = torch.Generator().manual_seed(1)
-    alpha = torch.full((), fade, device=device)  # a tensor during a fade-in, as the trainer passes it
-    reals = fade_reals(torch.from_numpy(dataset.images(8, 8)[:]).to(device), fade)
-    latents = torch.randn(2, batch, G.latent_size, generator=cpu).to(device)
-    mix = torch.rand(batch, 1, 1, 1, generator=cpu).to(device)
-    with torch.no_grad():
-        fakes = G(latents[0], level, alpha)
-    loss_d, parts = discriminator_loss(
-        D, reals, fakes, level, alpha, config.loss, generator=torch.Generator(device=device).manual_seed(0),
-        penalty_net=_PinnedPoint(D, torch.lerp(reals, fakes, mix)))
-    loss_d.backward()
-    D.requires_grad_(False)  # as the trainer's G step: the gradient flows through D to G
-    loss_g = generator_loss(D, G(latents[1], level, alpha), level, alpha, config.loss)
-    loss_g.backward()
-    D.requires_grad_(True)
-    results = {"D's loss": loss_d, "the gradient penalty": parts["penalty"], "D's gradients": _flat_gradients(D),
-               "G's loss": loss_g, "G's gradients": _flat_gradients(G)}
-    results = {name: value.detach().cpu() for name, value in results.items()}
-    for net in (G, D):
-        adam = torch.optim.Adam(net.parameters(), lr=config.schedule.lr_default, eps=config.optimizer.eps,
-                                betas=(config.optimizer.beta1, config.optimizer.beta2))
-        adam.step()
-    _require_finite(device, "the weights after Adam's steps", _flat_weights(G), _flat_weights(D))
-    loader = LevelLoader(dataset, device, seed=0, mirror=True)
-    with torch.no_grad():
-        scores = D(loader.batch(level, batch, fade), level, alpha)
-    _require_finite(device, "D's scores after its step, on the loader's reals", scores)
-    return results
-
-
-def _flat_gradients(net: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
-
-
-def _flat_weights(net: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in net.parameters()])
-
-
-def _require_finite(device: torch.device, what: str, *tensors: torch.Tensor) -> None:
-    if not all(bool(torch.isfinite(t).all()) for t in tensors):
-        raise FloatingPointError(f"{what} are not finite on {device}")
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")

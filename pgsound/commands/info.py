@@ -17,7 +17,8 @@ def info_lines() -> list[str]:
 
     import pgsound
     from pgsound import pretrained
-    from pgsound.device import choose_device, describe_device
+    from pgsound.device import describe_device
+    from pgsound.device_check import choose_device
     from pgsound.profile import ENV_VAR, current_profile
 
     choice = choose_device()  # on a Mac with torch's MPS build, runs the one-step self-check (once)

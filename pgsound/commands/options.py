@@ -7,9 +7,13 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgsound.config import SEED_LIMIT
 from pgsound.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -63,10 +67,33 @@ def device_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def add_device_option(parser: argparse.ArgumentParser) -> None:
-    """``--device``: checked against this machine when parsed, before any work or folder."""
-    parser.add_argument("--device", type=device_name,
-                        help="cpu, cuda, cuda:N or mps (default: the GPU when present, else the CPU)")
+def add_device_option(parser: argparse.ArgumentParser, training: bool = False) -> None:
+    """``--device``: checked against this machine when parsed, before any work or folder.
+
+    Training commands default to :func:`chosen_device`'s choice, which may be Apple's GPU (its self-check is a
+    training step); the others to :func:`pgsound.device.default_device`, CUDA or the CPU.
+    """
+    default = "CUDA, else Apple's GPU when its self-check passes, else the CPU" if training else \
+        "CUDA when present, else the CPU"
+    parser.add_argument("--device", type=device_name, help=f"cpu, cuda, cuda:N or mps (default: {default})")
+
+
+def chosen_device(name: str | None) -> torch.device:
+    """The device ``--device`` named, else :func:`pgsound.device_check.choose_device`'s choice.
+
+    The choice is printed when it is worth a line: Apple's GPU taken, or passed over on a Mac, and why.
+    """
+    import torch
+
+    from pgsound.device_check import choose_device
+
+    if name:
+        return torch.device(name)
+
+    choice = choose_device()
+    if choice.notable:
+        print(choice.line(), flush=True)
+    return choice.device
 
 
 def add_seed_option(parser: argparse.ArgumentParser, help: str = "random seed (default 0)") -> None:

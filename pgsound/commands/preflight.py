@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "data_shape")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, as for train (repeatable)")
-    add_device_option(parser)
+    add_device_option(parser, training=True)
     parser.add_argument("--nproc", type=integer(1, 4096), default=1, help="processes the run will use (torchrun "
                         "--nproc_per_node); each step is one process's share of the minibatch")
     parser.add_argument("--widths", choices=("preset", "narrow"), default="preset",
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pgsound.config import resolve_config
     from pgsound.datasets import ArrayDataset, open_dataset
-    from pgsound.device import choose_device
+    from pgsound.device_check import choose_device
     from pgsound.errors import CommandError
     from pgsound.files import atomic_write
     from pgsound.preflight import preflight

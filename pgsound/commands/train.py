@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from pgsound.commands.options import add_device_option, check_output, number
+from pgsound.commands.options import add_device_option, check_output, chosen_device, number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --resume and --data: continue on other data of the same shape on purpose")
     parser.add_argument("--kimg", type=number(0, 1e6, low_open=True),
                         help="stop after this many kimg in all (default: the schedule's total)")
-    add_device_option(parser)
+    add_device_option(parser, training=True)
     parser.add_argument("--no-progress", action="store_true", help="print tick lines instead of a progress bar")
     parser.set_defaults(func=run)
 
@@ -36,20 +36,14 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.checkpoint import TRAINING_KEYS
     from pgsound.config import resolve_config, save_config
     from pgsound.datasets import open_dataset
-    from pgsound.device import choose_device, configure_process
+    from pgsound.device import configure_process
     from pgsound.distributed import init_from_environment
     from pgsound.errors import CommandError
     from pgsound.run_folder import CONFIG, RunWriteError, new_run_dir, read_checkpoint, run_of
     from pgsound.runs import DataSpec
     from pgsound.trainer import TrainingDiverged, new_state, resume_state, train
 
-    if args.device:
-        device = torch.device(args.device)
-    else:
-        choice = choose_device()
-        device = choice.device
-        if choice.notable:  # Apple's GPU taken, or passed over on a Mac: one line saying why
-            print(choice.line(), flush=True)
+    device = chosen_device(args.device)
     configure_process(device)
     group = init_from_environment(device)
     if device.type == "cuda" and group.active:
