@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import numbers
 import re
 import types
 import typing
@@ -65,6 +66,16 @@ def parse_yaml(text: str) -> Any:
 
 PRESET_DIR = Path(__file__).with_name("presets")
 SEED_LIMIT = 2**32  # NumPy's and torch's seeds are 32-bit unsigned integers
+
+
+def check_seed(seed: int) -> None:
+    """The one check of a seed, for the config and the dataset preparations alike.
+
+    NumPy's global generator and torch take 32-bit unsigned seeds, so a seed is a whole number below
+    :data:`SEED_LIMIT`; the ``--seed`` option's range is the same.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < SEED_LIMIT:
+        raise UserError(f"seed must be a whole number from 0 to {SEED_LIMIT - 1}, got {seed!r}")
 
 
 @dataclass
@@ -159,7 +170,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
-        check_range("seed", self.seed, minimum=0, maximum=SEED_LIMIT - 1)
+        check_seed(self.seed)
         if self.latent_size is not None:
             check_range("latent_size", self.latent_size, minimum=1)
         # A tuple once, here: every user of the base shape (levels, networks, the schedule) takes it as it is.

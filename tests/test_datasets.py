@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -19,6 +20,7 @@ from pgsound.datasets import (
     prepare_images,
     prepare_synthetic_shapes,
 )
+from pgsound.errors import UserError
 
 
 def write_like_h5tool(path, images: np.ndarray, labels: np.ndarray | None = None, chunk: int = 8) -> list[np.ndarray]:
@@ -246,6 +248,23 @@ def test_synthetic_piano_dataset_is_seeded_and_labelled(tmp_path):
     assert SpectrogramConfig.from_dict(one.metadata["spectrogram"]) == config
     values = one.images(32, 32)[:].astype(np.float32)
     assert values.min() >= -1 and values.max() <= 1 and values.std() > 0.1
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, True, 1.5])
+def test_a_preparation_refuses_a_seed_as_the_config_does_before_writing(seed, tmp_path):
+    from pgsound.config import TrainConfig
+    from pgsound.datasets import prepare_synthetic_piano
+    from pgsound.spectrogram import SpectrogramConfig
+
+    message = f"seed must be a whole number from 0 to 4294967295, got {seed!r}"
+    config = SpectrogramConfig(n_fft=64, hop_length=32, n_bins=32, n_frames=32)
+    with pytest.raises(UserError, match=re.escape(message)):  # one line, status 2, from the CLI
+        prepare_synthetic_shapes(tmp_path / "s.h5", count=4, resolution=8, seed=seed)
+    with pytest.raises(UserError, match=re.escape(message)):
+        prepare_synthetic_piano(tmp_path / "p.h5", config, minutes=0.01, seed=seed)
+    with pytest.raises(UserError, match=re.escape(message)):  # the same check, the same words
+        TrainConfig(seed=seed)
+    assert not list(tmp_path.iterdir())
 
 
 def test_prepare_audio_skips_and_reports_bad_files(tmp_path):

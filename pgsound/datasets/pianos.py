@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from pgsound.config import check_seed
 from pgsound.datasets.hdf5 import PreparedDataset
-from pgsound.datasets.prepare import add_recording, check_seed, piece_seconds, spectrogram_metadata
+from pgsound.datasets.prepare import add_recording, piece_seconds, spectrogram_metadata
 from pgsound.datasets.writer import DatasetWriter
 from pgsound.errors import UserError
 from pgsound.representations import channels_of, encode

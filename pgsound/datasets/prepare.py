@@ -56,12 +56,6 @@ class PreparationReport:
         return "\n".join(lines)
 
 
-def check_seed(seed: int) -> None:
-    """The generators' seeds index NumPy's seed sequences, which take non-negative integers only."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
-
-
 @dataclass(frozen=True)
 class Recording:
     """One recording to prepare: its file, its label (or None) and the entry recorded as its provenance."""

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pgsound.config import check_seed
 from pgsound.datasets.hdf5 import PreparedDataset
-from pgsound.datasets.prepare import check_seed
 from pgsound.datasets.writer import DatasetWriter
 from pgsound.errors import UserError
 
