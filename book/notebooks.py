@@ -23,11 +23,11 @@ lies (``ghp-import -n -p -f _build/html``); ``sphinx.config.pgsound_notebooks_br
 
 runs one taken-away notebook the way a reader's Jupyter would (what ``make book-check``, and so CI, does): the
 notebook and the wheel alone in an empty folder, a fresh virtual environment, every cell executed under
-``PGSOUND_PROFILE=smoke``, so that its first cell installs the wheel. What a reader's Jupyter already holds is
-linked into that environment from this one instead of installed again (gigabytes of torch, minutes of
-unpacking): torch, the kernel, myst-nb, and the dependencies the package declares, each with what it needs, and
-nothing else; so the wheel must bring every file of the package, and a dependency the package uses but does not
-declare is missing there.
+``PGSOUND_PROFILE=smoke``, so that its first cell installs the wheel, and pip installs what the wheel declares
+(numpy, librosa, h5py, music21, ...) and myst-nb from the package index, as in Colab. What a reader's Jupyter
+already holds is linked into that environment from this one instead of installed again: torch (gigabytes, and
+its build depends on the platform) and the kernel (ipykernel), each with what it needs, and nothing else. So the
+wheel must bring every file of the package, and a dependency the package uses but does not declare fails here.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ FOLDER = "notebooks"  # in the built site
 CHAPTER = re.compile(r"^book/\d\d_[a-z0-9_]+$")  # the docnames of chapter pages
 SETUP_TAG = "pgsound-setup"
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
-# Linked into the fresh environment of `check`, with what each needs: what a reader's Jupyter holds, and the
-# dependencies pgsound declares (the first cell's pip then finds them there); pgsound itself is left out.
-LINKED_DISTRIBUTIONS = ("pgsound", "torch", "ipykernel", "myst-nb")
+# Linked into the fresh environment of `check`, with what each needs: what a reader's Jupyter holds. The
+# first cell's pip installs everything else: the wheel, the dependencies it declares, myst-nb.
+LINKED_DISTRIBUTIONS = ("torch", "ipykernel")
 
 SETUP_CELL = '''\
 # Set-up for this notebook outside the book's own environment (Colab, a fresh Jupyter): installs pgsound,

@@ -69,7 +69,7 @@ SEED_LIMIT = 2**32  # NumPy's and torch's seeds are 32-bit unsigned integers
 
 
 def check_seed(seed: int) -> None:
-    """The one check of a seed, for the config and the dataset preparations alike.
+    """The one check of a seed, for the config, the dataset preparations and ``seed_everything`` alike.
 
     NumPy's global generator and torch take 32-bit unsigned seeds, so a seed is a whole number below
     :data:`SEED_LIMIT`; the ``--seed`` option's range is the same.

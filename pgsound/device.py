@@ -58,10 +58,9 @@ def seed_everything(seed: int) -> torch.Generator:
 
     Returns a fresh ``torch.Generator`` seeded with ``seed`` for code that prefers an explicit generator.
     """
-    from pgsound.config import SEED_LIMIT
+    from pgsound.config import check_seed
 
-    if not 0 <= seed < SEED_LIMIT:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
