@@ -7,18 +7,21 @@ shape, the minibatch (and each process's share), the learning rate and the width
 later: a minibatch that does not split across the processes or into minibatch-stddev groups, a layer
 with no channels, data whose shape the networks cannot grow to, labels asked for but absent.
 ``pgsound train`` runs these checks before it builds anything; ``pgsound preflight`` runs them and then one
-real step per phase.
+real step per phase, with the configs ``per_process_config`` (one process's share of every minibatch) and
+``narrow_config`` (every width narrowed: the same run in seconds) derive.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from pgsound.config import TrainConfig
+from pgsound.config import NetworkConfig, TrainConfig
 from pgsound.errors import UserError
 from pgsound.networks import count_levels, num_features
 from pgsound.schedule import Schedule, level_resolution
+
+NARROW_DIVISOR = 32  # preflight's --widths narrow: every width divided by up to this
 
 
 class PlanError(UserError):
@@ -54,6 +57,36 @@ def level_plans(schedule: Schedule, nproc: int = 1) -> list[LevelPlan]:
             level=level, shape=shape, resolution=max(shape), minibatch=batch, per_process=batch // nproc,
         ))
     return plans
+
+
+def per_process_config(config: TrainConfig, nproc: int) -> TrainConfig:
+    """One process's share of the run: every minibatch divided by ``nproc`` (``check_run`` made them divide)."""
+    if nproc == 1:
+        return config
+    schedule = replace(
+        config.schedule, minibatch_default=max(config.schedule.minibatch_default // nproc, 1),
+        minibatch={res: batch // nproc for res, batch in config.schedule.minibatch.items()},
+    )
+    return replace(config, schedule=schedule)
+
+
+def narrow_config(config: TrainConfig, num_levels: int) -> TrainConfig:
+    """The same run with every width divided by up to 32, keeping at least one channel at the top level.
+
+    The same shapes, minibatches and schedule at a fraction of the arithmetic: preflight's ``--widths narrow``.
+    (book: chapter 10, Before renting a GPU)
+    """
+
+    def narrower(net: NetworkConfig) -> NetworkConfig:
+        divisor = NARROW_DIVISOR
+        while divisor > 1 and (
+            num_features(num_levels, net.fmap_base // divisor, net.fmap_decay, max(net.fmap_max // divisor, 1)) < 1
+        ):
+            divisor //= 2
+        return replace(net, fmap_base=max(net.fmap_base // divisor, 1), fmap_max=max(net.fmap_max // divisor, 1))
+
+    latent = None if config.latent_size is None else max(config.latent_size // NARROW_DIVISOR, 1)
+    return replace(config, g=narrower(config.g), d=narrower(config.d), latent_size=latent)
 
 
 def check_run(

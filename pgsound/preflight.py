@@ -5,40 +5,34 @@ A progressive run meets its largest pictures, its smallest minibatch and its lar
 phase of the schedule (the base level, each level's fade-in and its stable phase) sets the run to the middle of
 that phase and times one real training step there, after an untimed one where the shapes are new: faded reals
 from the loader, the D step with its penalty, the G step, the EMA, Adam's reset where the schedule resets it.
-Each row of its table says what the phase costs on this device: FLOPs per image (``torch.utils.flop_counter``),
-the step's time, peak memory and checkpoint size, and the hours the phase would take at that step time. Finally
-it writes a checkpoint two steps before the end of a fade-in, and another two steps before the next level
-starts to fade in, resumes from each across that boundary and checks that the resumed runs are bit-identical to
-the uninterrupted ones.
+Each row of its table says what the phase costs on this device, measured with ``pgsound.measure``: FLOPs per
+image (``torch.utils.flop_counter``), the step's time, peak memory and checkpoint size, and the hours the phase
+would take at that step time. ``--widths narrow`` walks ``pgsound.plan.narrow_config``'s networks. Finally it
+writes a checkpoint two steps before the end of a fade-in, and another two steps before the next level starts
+to fade in, resumes from each across that boundary and checks that the resumed runs are bit-identical to the
+uninterrupted ones (``pgsound.resume_check``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from pgsound.checkpoint import RESUMED_KEYS, save_checkpoint, states_equal
 from pgsound.config import TrainConfig
 from pgsound.datasets.protocol import Dataset
 from pgsound.device import configure_process, default_device, describe_device
 from pgsound.errors import UserError
+from pgsound.measure import PeakMemory, StepFlopCounter, Stopwatch, state_bytes, used_parameters
 from pgsound.memory import format_bytes
-from pgsound.networks import num_features
-from pgsound.plan import check_run, run_schedule
+from pgsound.plan import check_run, narrow_config, per_process_config, run_schedule
+from pgsound.resume_check import resumes_bit_exactly
 from pgsound.schedule import PhaseWindow, Schedule
-from pgsound.trainer import TrainState, new_state, resume_state, starts_new_stage, train_step
-
-NARROW_DIVISOR = 32  # --widths narrow: every width divided by up to this
+from pgsound.trainer import TrainState, new_state, starts_new_stage, train_step
 
 
 class PreflightError(UserError):
@@ -117,128 +111,6 @@ def format_number(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
-# ---------------------------------------------------------------------- the configs the walk takes
-def narrow_config(config: TrainConfig, num_levels: int) -> TrainConfig:
-    """The same run with every width divided by up to 32, keeping at least one channel at the top level."""
-
-    def narrower(net: Any) -> Any:
-        divisor = NARROW_DIVISOR
-        while divisor > 1 and (
-            num_features(num_levels, net.fmap_base // divisor, net.fmap_decay, max(net.fmap_max // divisor, 1)) < 1
-        ):
-            divisor //= 2
-        return dataclasses.replace(net, fmap_base=max(net.fmap_base // divisor, 1),
-                                   fmap_max=max(net.fmap_max // divisor, 1))
-
-    latent = None if config.latent_size is None else max(config.latent_size // NARROW_DIVISOR, 1)
-    return dataclasses.replace(config, g=narrower(config.g), d=narrower(config.d), latent_size=latent)
-
-
-def per_process_config(config: TrainConfig, nproc: int) -> TrainConfig:
-    """One process's share of the run: every minibatch divided by ``nproc`` (``check_run`` made them divide)."""
-    if nproc == 1:
-        return config
-    schedule = dataclasses.replace(
-        config.schedule, minibatch_default=max(config.schedule.minibatch_default // nproc, 1),
-        minibatch={res: batch // nproc for res, batch in config.schedule.minibatch.items()},
-    )
-    return dataclasses.replace(config, schedule=schedule)
-
-
-# ---------------------------------------------------------------------- measuring one step
-class _GlobalOnly:
-    """Stands in for FlopCounterMode's module tracker: every FLOP is counted under "Global"."""
-
-    parents = ("Global",)
-
-    def __enter__(self) -> _GlobalOnly:
-        return self
-
-    def __exit__(self, *exc: object) -> bool:
-        return False
-
-
-class StepFlopCounter(FlopCounterMode):
-    """``torch.utils.flop_counter`` for a whole training step, penalty included.
-
-    FlopCounterMode's per-module breakdown hooks every module's backward, and those hooks refuse
-    ``torch.autograd.grad`` (the gradient penalty); a step needs only the total, so the tracker is left out.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(display=False)
-        self.mod_tracker = _GlobalOnly()
-
-
-class PeakMemory:
-    """Peak memory of the next interval: CUDA's allocator peak, or the process's peak resident set on Linux.
-
-    On Apple's GPU (MPS), which keeps no peak and whose buffers the resident set does not count, it is the
-    memory the MPS driver holds at the end of the interval.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.clear_refs = Path("/proc/self/clear_refs")
-        if device.type == "cuda":
-            self.kind = f"max_memory_allocated on {device}"
-        elif device.type == "mps":
-            self.kind = "driver_allocated_memory on mps after the step (MPS keeps no peak)"
-        elif self.clear_refs.exists():
-            self.kind = "peak resident set of this process (VmHWM, reset per phase)"
-        else:
-            self.kind = "peak resident set of this process since it started"
-
-    def reset(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            return
-        if self.device.type == "mps":
-            return
-        try:
-            self.clear_refs.write_text("5")  # Linux: "5" resets the peak resident set to the current one
-        except OSError:
-            pass
-
-    def read(self) -> int:
-        if self.device.type == "cuda":
-            return int(torch.cuda.max_memory_allocated(self.device))
-        if self.device.type == "mps":
-            return int(torch.mps.driver_allocated_memory())
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        import resource
-
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def state_bytes(value: Any) -> int:
-    """Bytes of the tensors in a nested state dict (a checkpoint's size, less a little pickle overhead)."""
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, dict):
-        return sum(state_bytes(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(state_bytes(v) for v in value)
-    return 0
-
-
-def _used_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters() if p.grad is not None)
-
-
-def _synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work: GPUs run asynchronously, and a step's time must include its work."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def _phase_error(name: str, plan_batch: int, error: BaseException, device: torch.device) -> PreflightError:
     if isinstance(error, torch.OutOfMemoryError):
         return PreflightError(
@@ -293,7 +165,7 @@ def preflight(
             on_row(row)
     del state
     if check_resume:
-        report.resume_exact, report.resume_checkpoint_bytes = _check_resume(walk_config, dataset, device)
+        report.resume_exact, report.resume_checkpoint_bytes = resumes_bit_exactly(walk_config, dataset, device)
     report.wall_seconds = time.perf_counter() - started
     return report
 
@@ -322,13 +194,9 @@ def _walk_phase(state: TrainState, schedule: Schedule, window: PhaseWindow, memo
             counter = contextlib.nullcontext()
         else:
             counter = flops  # on a CPU the hook per operation is noise beside the arithmetic
-        _synchronize(state.device)
         memory.reset()
-        start = time.perf_counter()
-        with counter:
+        with Stopwatch(state.device) as watch, counter:
             phase, stats = train_step(state)
-        _synchronize(state.device)
-        seconds = time.perf_counter() - start
         peak = memory.read()
         losses = stats.tolist()
     except (RuntimeError, ValueError) as error:
@@ -341,45 +209,8 @@ def _walk_phase(state: TrainState, schedule: Schedule, window: PhaseWindow, memo
     return PhaseRow(
         phase=name, level=window.level, kind=window.kind, minibatch=global_phase.batch_size,
         per_process=phase.batch_size, alpha=phase.alpha, lr=phase.lr, adam_reset=reset,
-        g_params=_used_parameters(state.G), d_params=_used_parameters(state.D),
-        gflop_per_image=flops.get_total_flops() / phase.batch_size / 1e9, step_seconds=seconds,
+        g_params=used_parameters(state.G), d_params=used_parameters(state.D),
+        gflop_per_image=flops.get_total_flops() / phase.batch_size / 1e9, step_seconds=watch.seconds,
         peak_memory_bytes=peak, checkpoint_bytes=state_bytes(state.state_dict()), kimg=window.kimg,
-        hours=steps * seconds / 3600,
+        hours=steps * watch.seconds / 3600,
     )
-
-
-def _check_resume(config: TrainConfig, dataset: Dataset, device: torch.device) -> tuple[bool, int]:
-    """Resume bit-exactly across the two kinds of boundary: the end of the first fade-in (its old path goes,
-    Adam resets) and the start of the next level's fade-in (a new resolution, new layers, Adam resets).
-
-    Returns whether both resumed runs match their uninterrupted twins, and the first checkpoint's size.
-    """
-    schedule = run_schedule(config, tuple(dataset.resolution))
-    if config.schedule.fixed_level is not None or schedule.num_levels < 2:
-        return True, 0
-    boundaries = [round(1000 * schedule.reach_kimg(1))]
-    if schedule.num_levels > 2 and config.schedule.lod_transition_kimg > 0:
-        boundaries.append(round(1000 * schedule.level_start_kimg(2)))
-    results = [_resume_across(config, dataset, device, schedule, b) for b in boundaries]
-    return all(same for same, _ in results), results[0][1]
-
-
-def _resume_across(config: TrainConfig, dataset: Dataset, device: torch.device, schedule: Schedule,
-                   boundary: int) -> tuple[bool, int]:
-    """Steps A, B, C with C the first after ``boundary``, against A, checkpoint, resume, B, C."""
-
-    batch = schedule.phase(boundary - 1).batch_size
-    with tempfile.TemporaryDirectory(prefix="pgsound-preflight-") as folder:
-        straight = new_state(config, dataset, device=device)
-        straight.images_shown = boundary - 2 * batch  # two steps before the boundary, then one past it
-        train_step(straight)
-        path = save_checkpoint(straight.state_dict(), Path(folder) / "preflight.pt")
-        size = path.stat().st_size
-        train_step(straight)
-        train_step(straight)
-        resumed = resume_state(path, dataset, device=device)
-        train_step(resumed)
-        train_step(resumed)
-        a = {k: v for k, v in straight.state_dict().items() if k in RESUMED_KEYS}
-        b = {k: v for k, v in resumed.state_dict().items() if k in RESUMED_KEYS}
-        return not states_equal(a, b), size

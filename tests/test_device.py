@@ -20,15 +20,15 @@ def test_library_functions_default_to_cuda_or_the_cpu_never_mps(monkeypatch):
     assert default_device() == torch.device("cuda")
 
 
-def test_preflight_waits_for_apples_gpu_and_reads_its_memory(monkeypatch):
+def test_measurements_wait_for_apples_gpu_and_read_its_memory(monkeypatch):
     """MPS runs asynchronously like CUDA: a step's time must include its work; its buffers are the driver's."""
-    from pgsound import preflight
+    from pgsound import measure
 
     calls = []
     monkeypatch.setattr(torch.mps, "synchronize", lambda: calls.append("synchronize"))
     monkeypatch.setattr(torch.mps, "driver_allocated_memory", lambda: 123 << 20)
-    preflight._synchronize(torch.device("mps"))
+    measure.synchronize(torch.device("mps"))
     assert calls == ["synchronize"]
-    memory = preflight.PeakMemory(torch.device("mps"))
+    memory = measure.PeakMemory(torch.device("mps"))
     memory.reset()
     assert memory.read() == 123 << 20 and "mps" in memory.kind
