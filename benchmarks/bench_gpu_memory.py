@@ -9,7 +9,8 @@ last level both fully faded in (alpha 1) and half-way through its fade (alpha 0.
 
 Peak memory is ``torch.cuda.max_memory_allocated`` over two steps with that variant alone on the GPU (the 2018
 PyTorch port needed about 9.5 GB at batch 6); the ratio is the variant's throughput over fp32 eager's, measured
-in the same run, interleaved. The random test data (64 images) is held on the GPU by the loader (64 MB). On a
+in the same run, interleaved. Both are read with ``pgsound.measure`` (``PeakMemory``, ``Stopwatch``), as
+``pgsound preflight`` reads them. The random test data (64 images) is held on the GPU by the loader (64 MB). On a
 machine without CUDA it says so and exits with status 0.
 
     .venv/bin/python benchmarks/bench_gpu_memory.py [--steps 20] [--rounds 3] [--compile]
@@ -21,11 +22,11 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from pgsound.measure import PeakMemory, Stopwatch
 from pgsound.trainer import train_step
 
 REFERENCE_2018_GB = 9.5
@@ -62,13 +63,12 @@ def images_at(trainer, alpha: float) -> int:
 
 
 def timed_steps(trainer, images: int, steps: int) -> float:
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.images_shown = images
-        train_step(trainer)
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    """Seconds per step, wall time, the GPU's queued work included."""
+    with Stopwatch(trainer.device) as watch:
+        for _ in range(steps):
+            trainer.images_shown = images
+            train_step(trainer)
+    return watch.seconds / steps
 
 
 def main(argv=None) -> int:
@@ -105,9 +105,10 @@ def main(argv=None) -> int:
             for name, settings in variants.items():
                 trainer = make_trainer(data, *settings, args.batch)
                 timed_steps(trainer, images_at(trainer, alpha), args.warmup)
-                torch.cuda.reset_peak_memory_stats()
+                memory = PeakMemory(trainer.device)
+                memory.reset()
                 timed_steps(trainer, images_at(trainer, alpha), 2)
-                peaks[name] = torch.cuda.max_memory_allocated() / 1e9
+                peaks[name] = memory.read() / 1e9
                 del trainer
                 torch.cuda.empty_cache()
             # Speed: all variants alive, interleaved rounds.

@@ -62,6 +62,7 @@ from pgsound.datasets import DatasetWriter, fade_reals, open_dataset
 from pgsound.device import default_device
 from pgsound.ema import make_ema, update_ema
 from pgsound.loss import discriminator_loss, generator_loss
+from pgsound.measure import Stopwatch
 from pgsound.networks import Discriminator, Generator, num_features, parameter_count
 from pgsound.trainer import new_state, train_step
 
@@ -204,19 +205,12 @@ class TrainerPath:
 
 
 # ---------------------------------------------------------------------- measuring
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_steps(step, steps: int, device: torch.device, clock=time.perf_counter) -> float:
     """Seconds per step by ``clock``: wall time, or this process's CPU time (``time.process_time``)."""
-    sync(device)
-    start = clock()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return (clock() - start) / steps
+    with Stopwatch(device, clock) as watch:
+        for _ in range(steps):
+            step()
+    return watch.seconds / steps
 
 
 def measure_cell(paths: dict, reals: torch.Tensor, resolution: int, alpha: float, args, device) -> dict:

@@ -40,6 +40,7 @@ from bench_train_step import TrainerPath, make_data  # noqa: E402
 from pgsound.device import configure_process  # noqa: E402
 from pgsound.ema import update_ema  # noqa: E402
 from pgsound.loss import gradient_penalty, split_output  # noqa: E402
+from pgsound.measure import Stopwatch  # noqa: E402
 from pgsound.trainer import draw_latents  # noqa: E402
 
 PARTS = ("data", "G fwd (D step)", "D fwd real+fake", "D bwd real+fake", "penalty", "G fwd + D fwd (G step)",
@@ -129,12 +130,10 @@ def main(argv=None) -> None:
             )
             # The real thing, for comparison (not profiled).
             path.step(None, resolution, args.alpha)
-            start = clock()
-            for _ in range(args.steps):
-                path.step(None, resolution, args.alpha)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            trainer_ms = (clock() - start) / args.steps * 1e3
+            with Stopwatch(device, clock) as watch:
+                for _ in range(args.steps):
+                    path.step(None, resolution, args.alpha)
+            trainer_ms = watch.seconds / args.steps * 1e3
             row = f"{resolution:>4} | " + " | ".join(
                 f"{100 * totals[p] / total:>{max(len(p), 5) - 1}.0f}%" for p in PARTS
             )
