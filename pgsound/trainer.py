@@ -10,9 +10,9 @@ samples it writes go through ``pgsound.samples``, which does). Its shape follows
   state).
 
 :class:`~pgsound.train_state.TrainState` (from ``pgsound.train_state``, and handed on here with
-:func:`new_state` and :func:`resume_state`) holds what a run is; :class:`OpenRun` holds what a run writes into its
-folder, whose layout is ``pgsound.run_folder``'s. Errors are typed (:class:`TrainingDiverged`,
-``pgsound.run_folder.RunWriteError``); the commands word the advice.
+:func:`new_state` and :func:`resume_state`) holds what a run is; ``pgsound.run_outputs`` writes the log, samples
+and checkpoints into the run folder, whose layout is ``pgsound.run_folder``'s. Errors are typed
+(:class:`TrainingDiverged`, ``pgsound.run_folder.RunWriteError``); the commands word the advice.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import contextlib
 import math
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,17 +28,14 @@ import torch
 
 from pgsound.config import TrainConfig
 from pgsound.datasets.protocol import Dataset
-from pgsound.device import describe_machine
 from pgsound.distributed import ProcessGroup, average_gradients, average_tensor, split_batch
 from pgsound.ema import ema_beta_at, update_ema
 from pgsound.evaluate import evaluate_generator
-from pgsound.generate import sample
 from pgsound.loop_controls import progress_bar, stop_on_signals
 from pgsound.loss import discriminator_loss, generator_loss
 from pgsound.networks import Alpha
-from pgsound.run_folder import RunWriteError, hold_run_dir, last_good, record_stretch, samples_folder, write_checkpoint
-from pgsound.runlog import RunLog
-from pgsound.samples import write_sample_set
+from pgsound.run_folder import RunWriteError
+from pgsound.run_outputs import OpenRun, open_run, save_state, write_fakes
 from pgsound.schedule import Phase
 from pgsound.train_state import TrainState, new_state, resume_state
 
@@ -176,17 +172,6 @@ class TickReport:
     sec_per_kimg: float
     peak_mem_gb: float | None
     checkpoint: Path | None
-
-
-@dataclass
-class OpenRun:
-    """A run folder this process trains: its log open, the fixed latents of its samples, its last checkpoint."""
-
-    path: Path
-    log: RunLog
-    fixed_latents: torch.Tensor
-    fixed_labels: torch.Tensor | None
-    last_checkpoint: Path | None = None
 
 
 @dataclass
@@ -330,48 +315,3 @@ def end_of_tick(
     if final or crossed or state.tick % config.checkpoint_every_ticks == 0:
         report.checkpoint = run.last_checkpoint = save_state(state, run, milestone=crossed)
     return report
-
-
-# ---------------------------------------------------------------------- what a run writes
-@contextlib.contextmanager
-def open_run(state: TrainState, path: str | Path | None) -> Iterator[OpenRun | None]:
-    """The run folder, held for this process (``pgsound.run_folder.hold_run_dir``), with its log open.
-
-    The log is cut back to the state's images shown (a resumed run logs each tick once); each stretch of
-    training is recorded with its machine; a fresh run writes its reals' grid. ``path`` None: nothing is
-    written, and this yields None.
-    """
-    if path is None:
-        yield None
-        return
-    path = Path(path)
-    config = state.config
-    with hold_run_dir(path):
-        rows, cols = config.sample_grid
-        generator = torch.Generator().manual_seed(config.seed + 3)  # the same latents in every stretch
-        fixed = torch.randn(rows * cols, state.G.latent_size, generator=generator)
-        labels = torch.arange(rows * cols) % state.data.num_labels if config.conditional else None
-        run = OpenRun(path, RunLog(path, images_shown=state.images_shown), fixed, labels, last_good(path))
-        try:
-            record_stretch(path, state.images_shown, describe_machine(state.device))
-            if state.images_shown == 0:
-                reals = state.loader.peek(state.max_level, rows * cols)
-                write_sample_set(reals, samples_folder(path), "reals", state.data.metadata, grid=config.sample_grid)
-            yield run
-        finally:
-            run.log.close()
-
-
-def write_fakes(state: TrainState, run: OpenRun) -> list[Path]:
-    """Grid PNG of Gs on the fixed latents (and WAV files for spectrogram data) in the samples folder."""
-    phase = state.phase()
-    images = sample(state.Gs, run.fixed_latents, phase.level, phase.alpha, run.fixed_labels)
-    stem = f"fakes{state.images_shown // 1000:06d}"
-    return write_sample_set(images, samples_folder(run.path), stem, state.data.metadata,
-                            grid=state.config.sample_grid, n_iter=state.config.sample_audio_iters)
-
-
-def save_state(state: TrainState, run: OpenRun, milestone: bool = False) -> Path:
-    """A checkpoint of the state in the run folder (``pgsound.run_folder.write_checkpoint`` rotates them)."""
-    return write_checkpoint(state.state_dict(), run.path, state.images_shown, state.config.keep_checkpoints,
-                            milestone=milestone)

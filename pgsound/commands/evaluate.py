@@ -58,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"regenerating the data of {args.pretrained} from its manifest into {data}")
             regenerate_pretrained_data(args.pretrained, data)
+    options = {"ndb": {"num_bins": args.ndb_bins}} if args.ndb_bins else None
     result = evaluate_run(run, data=data, n=args.n, metrics=args.metrics, seed=args.seed,
-                          device=args.device, options={"ndb": {"num_bins": args.ndb_bins}} if args.ndb_bins else None)
+                          device=args.device, options=options)
     if not result["metrics"]:
         raise CommandError("no metric was computed")
     width = max(len(k) for k in result["metrics"])
