@@ -80,7 +80,7 @@ def damage(path: str | Path) -> str | None:
 
 
 # What a training checkpoint holds (``pgsound.trainer.TrainState.state_dict`` writes exactly these).
-TRAINING_KEYS = ("G", "D", "Gs", "opt_g", "opt_d", "images_shown", "tick", "last_progress", "rng", "config", "data")
+TRAINING_KEYS = ("G", "D", "Gs", "opt_g", "opt_d", "images_shown", "tick", "last_level", "rng", "config", "data")
 # What a resumed run must match bit for bit: all but the tick count and the records of the config and the data.
 RESUMED_KEYS = tuple(key for key in TRAINING_KEYS if key not in ("tick", "config", "data"))
 GENERATOR_KEYS = ("Gs", "config", "data", "images_shown")  # what sampling needs (a shipped run has only these)

@@ -178,7 +178,7 @@ def _walk_phase(state: TrainState, schedule: Schedule, window: PhaseWindow, memo
     shape = schedule.level_shape(window.level)
     name = f"{shape[0]}x{shape[1]} {window.kind}"
     state.images_shown = middle
-    reset = state.config.optimizer.reset_on_growth and starts_new_stage(state.last_progress, state.progress())
+    reset = state.config.optimizer.reset_on_growth and starts_new_stage(state.last_level, state.continuous_level())
     for net in (state.G, state.D):
         net.zero_grad(set_to_none=True)
     flops = StepFlopCounter()

@@ -92,7 +92,7 @@ def level_resolution(level: int, base_shape: tuple[int, int]) -> tuple[int, int]
     return base_shape[0] * 2**level, base_shape[1] * 2**level
 
 
-def lod_progress(images_shown: int, config: ScheduleConfig, max_level: int) -> float:
+def continuous_level(images_shown: int, config: ScheduleConfig, max_level: int) -> float:
     """The continuous level: 2.0 is level 2 fully in, 2.25 is level 3 faded in by a quarter.
 
     ``max_level`` caps it at the last level of the networks and the data.
@@ -106,8 +106,8 @@ def lod_progress(images_shown: int, config: ScheduleConfig, max_level: int) -> f
     phase_index = math.floor(kimg / phase_kimg)
     into_phase = kimg - phase_index * phase_kimg
     fade = into_phase - config.lod_training_kimg
-    progress = phase_index + (min(max(fade / config.lod_transition_kimg, 0.0), 1.0) if fade > 0 else 0.0)
-    return min(progress, float(max_level))
+    level = phase_index + (min(max(fade / config.lod_transition_kimg, 0.0), 1.0) if fade > 0 else 0.0)
+    return min(level, float(max_level))
 
 
 def phase_at(images_shown: int, config: ScheduleConfig, max_level: int, base_shape: tuple[int, int]) -> Phase:
@@ -115,9 +115,9 @@ def phase_at(images_shown: int, config: ScheduleConfig, max_level: int, base_sha
 
     (book: chapter 6, Growing)
     """
-    progress = lod_progress(images_shown, config, max_level)
-    level = math.ceil(progress)
-    alpha = 1.0 - (level - progress)
+    continuous = continuous_level(images_shown, config, max_level)
+    level = math.ceil(continuous)
+    alpha = 1.0 - (level - continuous)
     resolution = max(level_resolution(level, base_shape))
     lr = config.lr.get(resolution, config.lr_default)  # where --set schedule.lr_default takes effect
     if config.lr_rampup_kimg > 0:
@@ -187,9 +187,9 @@ class Schedule:
         """The level, alpha, minibatch, learning rate and tick length after ``images_shown`` images."""
         return phase_at(images_shown, self.config, self.max_level, self.base_shape)
 
-    def progress(self, images_shown: int) -> float:
-        """The continuous level (lod progress): 2.25 is level 3 faded in by a quarter."""
-        return lod_progress(images_shown, self.config, self.max_level)
+    def continuous_level(self, images_shown: int) -> float:
+        """The continuous level: 2.25 is level 3 faded in by a quarter."""
+        return continuous_level(images_shown, self.config, self.max_level)
 
     def level_shape(self, level: int) -> tuple[int, int]:
         """(H, W) of ``level``'s images."""

@@ -52,7 +52,7 @@ class TrainState:
     tick: int = 0
     # The continuous level of the previous step (NVIDIA's prev_lod): Adam resets when its floor or ceiling
     # changes. -1 before the first step.
-    last_progress: float = -1.0
+    last_level: float = -1.0  # the continuous level at the last step: a change of stage resets Adam
     # What the steps call for G's and D's forward passes: the modules, or their torch.compile'd versions.
     g_forward: Callable[..., torch.Tensor] = field(default=None, repr=False)  # type: ignore[assignment]
     d_forward: Callable[..., torch.Tensor] = field(default=None, repr=False)  # type: ignore[assignment]
@@ -69,9 +69,9 @@ class TrainState:
         """The level, alpha, minibatch and learning rate after the images shown so far."""
         return self.schedule.phase(self.images_shown)
 
-    def progress(self) -> float:
+    def continuous_level(self) -> float:
         """The continuous level after the images shown so far (2.25: level 3 faded in by a quarter)."""
-        return self.schedule.progress(self.images_shown)
+        return self.schedule.continuous_level(self.images_shown)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resume needs, as plain tensors, numbers and dicts: ``pgsound.checkpoint.TRAINING_KEYS``."""
@@ -82,7 +82,7 @@ class TrainState:
         return {
             "G": self.G.state_dict(), "D": self.D.state_dict(), "Gs": self.Gs.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "images_shown": self.images_shown, "tick": self.tick, "last_progress": self.last_progress,
+            "images_shown": self.images_shown, "tick": self.tick, "last_level": self.last_level,
             "rng": rng, "config": self.config.to_dict(), "data": self.data.to_dict(),
         }
 
@@ -94,7 +94,7 @@ class TrainState:
         self.opt_d.load_state_dict(state["opt_d"])
         self.images_shown = int(state["images_shown"])
         self.tick = int(state["tick"])
-        self.last_progress = float(state["last_progress"])
+        self.last_level = float(state["last_level"])
         rng = state["rng"]
         self.latent_rng.set_state(rng["latent"].cpu())
         self.penalty_rng.set_state(rng["penalty"].cpu())

@@ -137,11 +137,11 @@ def train_step(state: TrainState) -> tuple[Phase, torch.Tensor]:
     """
     config = state.config
     phase = state.phase()
-    progress = state.progress()
-    if config.optimizer.reset_on_growth and starts_new_stage(state.last_progress, progress):
+    level = state.continuous_level()
+    if config.optimizer.reset_on_growth and starts_new_stage(state.last_level, level):
         state.opt_g.state.clear()
         state.opt_d.state.clear()
-    state.last_progress = progress
+    state.last_level = level
     for opt in (state.opt_g, state.opt_d):
         for group in opt.param_groups:
             group["lr"] = phase.lr
@@ -199,7 +199,9 @@ def train(
     """Train until ``schedule.total_kimg`` (or ``stop_kimg`` in all, or ``max_steps`` steps more).
 
     ``state``: continue this state (from :func:`new_state` or :func:`resume_state`) instead of a fresh one;
-    the caller's object is trained in place. ``run_dir``: where the log, samples and checkpoints go (None:
+    the caller's object is trained in place. ``config`` and ``dataset`` are still given, so that a fresh and a
+    continued run read alike, and must be the state's own; ``device`` and ``group`` build a fresh state only,
+    and are refused beside one. ``run_dir``: where the log, samples and checkpoints go (None:
     nowhere, for experiments in memory). SIGINT and SIGTERM finish the step, end the tick (checkpoint
     included) and return. (book: chapter 7, The training loop)
     """
@@ -208,6 +210,9 @@ def train(
         state = new_state(config, dataset, device, group)
     elif state.config != config or state.loader.dataset is not dataset:
         raise ValueError("train(state=...) continues a state with its own config and dataset: pass those")
+    elif device is not None or group is not None:
+        raise ValueError("train(state=...) continues a state on its own device and process group: leave out "
+                         "device and group")
     main = state.group.is_main
     total_kimg = config.schedule.total_kimg if stop_kimg is None else stop_kimg
     total_images = round(total_kimg * 1000)

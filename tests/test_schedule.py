@@ -7,7 +7,7 @@ import math
 import pytest
 
 from pgsound.config import TrainConfig
-from pgsound.schedule import Schedule, ScheduleConfig, kimg_to_reach, level_start_kimg, lod_progress, phase_at
+from pgsound.schedule import Schedule, ScheduleConfig, continuous_level, kimg_to_reach, level_start_kimg, phase_at
 
 # T = training, F = transition (fade-in); the paper's ordering: 4x4 for T, then (fade F, train T) per level.
 CONFIG = ScheduleConfig(
@@ -75,7 +75,7 @@ def test_fixed_level_never_grows():
         phase = phase_at(images, config, 5, (4, 4))
         assert (phase.level, phase.alpha, phase.resolution) == (3, 1.0, 32)
     with pytest.raises(ValueError, match="fixed_level 6 is outside the levels 0..5"):
-        lod_progress(0, ScheduleConfig(fixed_level=6), 5)
+        continuous_level(0, ScheduleConfig(fixed_level=6), 5)
 
 
 def test_kimg_to_reach_and_no_transition():
@@ -110,7 +110,7 @@ def test_the_schedule_object_answers_as_its_building_blocks():
     schedule = Schedule(CONFIG, MAX_LEVEL + 1, (4, 4))
     for images in (0, 150_001, 425_000, 1_999_000):
         assert schedule.phase(images) == phase_at(images, CONFIG, MAX_LEVEL, (4, 4))
-        assert schedule.progress(images) == lod_progress(images, CONFIG, MAX_LEVEL)
+        assert schedule.continuous_level(images) == continuous_level(images, CONFIG, MAX_LEVEL)
     assert [schedule.level_start_kimg(k) for k in range(4)] == [level_start_kimg(k, CONFIG) for k in range(4)]
     assert schedule.reach_kimg(3) == kimg_to_reach(3, CONFIG)
     assert schedule.minibatch(6) == 14 and schedule.level_shape(7) == (512, 512)

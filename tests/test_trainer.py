@@ -246,3 +246,24 @@ def test_cpu_bf16_runs_the_step_in_bf16_only_when_asked(shapes_file):
     assert torch.isfinite(bf16).all()
     torch.testing.assert_close(bf16, fp32, rtol=0.05, atol=0.05 * float(fp32.abs().max()))
     assert not torch.equal(bf16, fp32)  # it really computed something else
+
+
+def test_a_continued_state_refuses_another_config_dataset_device_or_group():
+    """train(state=...) would otherwise ignore them silently: the state carries its own."""
+    from pgsound.datasets import ArrayDataset
+    from pgsound.distributed import ProcessGroup
+
+    config = tiny_config()
+    dataset = ArrayDataset.random(8, 3, (16, 16), seed=0)
+    state = new_state(config, dataset, "cpu")
+    other_data = ArrayDataset.random(8, 3, (16, 16), seed=1)
+    with pytest.raises(ValueError, match="its own config and dataset"):
+        train(config, other_data, state=state, max_steps=1, progress=False)
+    with pytest.raises(ValueError, match="its own config and dataset"):
+        train(tiny_config("seed=1"), dataset, state=state, max_steps=1, progress=False)
+    for extra in ({"device": "cpu"}, {"group": ProcessGroup()}):
+        with pytest.raises(ValueError, match="leave out device and group"):
+            train(config, dataset, state=state, max_steps=1, progress=False, **extra)
+    assert state.images_shown == 0  # refused before any step
+    train(config, dataset, state=state, max_steps=1, progress=False)
+    assert state.images_shown == 4
