@@ -99,3 +99,15 @@ def test_imports_by_name_are_edges_of_the_graph(tmp_path):
     (package / "cli.py").write_text('import importlib\nimportlib.import_module("pgsound.commands")\n')
     (package / "commands.py").write_text("def run():\n    from pgsound.cli import main\n")
     assert find_cycle(import_graph(package)) == ["pgsound.cli", "pgsound.commands", "pgsound.cli"]
+
+
+# A module a reader takes in at one sitting: past this, it holds more than one idea (README, "The package").
+MODULE_LINE_LIMIT = 400
+# The two modules a new contributor reads first, held to tighter sizes (issue 44).
+TIGHTER_LIMITS = {"pgsound.trainer": 350, "pgsound.preflight": 250}
+
+
+def test_no_module_outgrows_one_idea():
+    sizes = {module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    too_long = {name: n for name, n in sizes.items() if n > TIGHTER_LIMITS.get(name, MODULE_LINE_LIMIT)}
+    assert not too_long, f"split these modules (lines): {too_long}"
