@@ -2,7 +2,7 @@
 
     python benchmarks/ship_run.py RUN NAME --data FILE --wall-seconds S --description TEXT \\
         --command "prepare synthetic-piano --size 128x128 --minutes 10 -o DATA" \\
-        --command "train --preset piano-cpu --data DATA"
+        --command "train --preset piano-cpu --data DATA" --target swd_over_floor=1.5
 
 RUN is the run folder ``pgsound train`` wrote (its newest checkpoint is shipped); each ``--command`` is a
 ``pgsound`` command line as it was run, with ``DATA`` for the dataset file (the test suite reruns them at smoke
@@ -48,6 +48,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, required=True, help="the torch threads the training used")
     parser.add_argument("--description", required=True)
     parser.add_argument("--n", type=int, default=256, help="reals and fakes per side for the metrics")
+    parser.add_argument("--target", action="append", default=[], metavar="NAME=LIMIT",
+                        help="a target the run was trained toward, recorded with what the shipped Gs reached: "
+                             + ", ".join(pretrained.TARGET_MEASURES) + " (e.g. swd_over_floor=2)")
     parser.add_argument("--commit", help="the commit the run was trained at (default: this checkout's HEAD)")
     parser.add_argument("--machine", help="the machine the run was trained on (default: the run folder's record of "
                                           "each stretch, or for an older run this machine's CPU)")
@@ -66,7 +69,11 @@ def main(argv: list[str]) -> int:
         "torch": torch.__version__,
         "made": datetime.date.today().isoformat(),
     }
-    target = pretrained.export(args.run, args.name, record, data=args.data, n=args.n)
+    limits = {name: float(limit) for name, _, limit in (t.partition("=") for t in args.target)}
+    target = pretrained.export(args.run, args.name, record, data=args.data, n=args.n, targets=limits)
+    for name, assessed in pretrained.manifest(args.name).get("targets", {}).items():
+        print(f"target {name} <= {assessed['limit']:g}: reached {assessed['reached']:.3g}, "
+              f"{'met' if assessed['met'] else 'NOT met'}")
     print(f"shipped {target} ({target.stat().st_size / 1e6:.2f} MB) and {target.with_suffix('.json')}")
     return 0
 

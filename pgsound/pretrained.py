@@ -4,7 +4,8 @@ Each shipped run is two files in ``pgsound/pretrained_runs/``: ``NAME.pt``, a sl
 the config, the data spec, the images shown; it loads with ``weights_only=True`` like every checkpoint), and
 ``NAME.json``, its manifest: the commands that made it (``pgsound prepare`` and ``pgsound train``, with ``DATA``
 for the dataset file), the package commit, kimg, wall time and machine, the decode settings and the metrics
-measured on the shipped file. The commands also regenerate the real data, so the metrics can be checked.
+measured on the shipped file, and, where the run was trained toward targets, each target with what the shipped
+file reached (:func:`assess_targets`). The commands also regenerate the real data, so the metrics can be checked.
 
     G, run = pgsound.pretrained.load("piano-cpu")
 """
@@ -59,14 +60,45 @@ def commands(record: dict[str, Any], data: str | Path) -> list[list[str]]:
     return [[str(data) if word == DATA else word for word in command] for command in record["commands"]]
 
 
+# What a target of a shipped run measures, from its manifest's metrics: the generator's figure against the one
+# between two sets of real pictures (chapter 8). Each target is met when the figure is at most its limit.
+TARGET_MEASURES = {
+    "swd_over_floor": ("SWD (average over levels) divided by its real-against-real floor",
+                       lambda m: m["swd_avg"] / m["swd_avg_real"]),
+    "ms_ssim_from_real": ("MS-SSIM of generated pairs minus that of real pairs, in absolute value (diversity)",
+                          lambda m: abs(m["ms_ssim_fake"] - m["ms_ssim_real"])),
+    "consistency_above_real_db": ("spectral consistency of generated pictures minus real pictures', in dB",
+                                  lambda m: m["sc_fake_db"] - m["sc_real_db"]),
+}
+
+
+def check_target_names(limits: dict[str, float]) -> None:
+    unknown = sorted(set(limits) - set(TARGET_MEASURES))
+    if unknown:
+        raise UserError(f"unknown target(s) {', '.join(unknown)}: expected {', '.join(TARGET_MEASURES)}")
+
+
+def assess_targets(metrics: dict[str, float], limits: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Each target (a name of :data:`TARGET_MEASURES` and its limit): what it measures, the value reached, met."""
+    check_target_names(limits)
+    assessed = {}
+    for name, limit in limits.items():
+        what, measure = TARGET_MEASURES[name]
+        reached = float(measure(metrics))
+        assessed[name] = {"what": what, "limit": float(limit), "reached": reached, "met": reached <= limit}
+    return assessed
+
+
 def export(checkpoint: str | Path, name: str, record: dict[str, Any], data: str | Path, n: int = 256,
-           seed: int = 0, folder: Path = FOLDER) -> Path:
+           seed: int = 0, folder: Path = FOLDER, targets: dict[str, float] | None = None) -> Path:
     """Write a run's newest checkpoint as a shipped run: ``NAME.pt`` (Gs in float16) and ``NAME.json``.
 
     ``record`` is the manifest's account of how the run was made (``commands``, ``commit``, ``wall_seconds``,
     ``machine``, ...); what the checkpoint says (kimg, level, alpha) is added, and so are the metrics of the
-    shipped float16 Gs against ``n`` reals of ``data`` (``pgsound evaluate``'s, seeded by ``seed``).
+    shipped float16 Gs against ``n`` reals of ``data`` (``pgsound evaluate``'s, seeded by ``seed``), and each of
+    ``targets`` (name: limit, see :data:`TARGET_MEASURES`) with what the shipped Gs reached.
     """
+    check_target_names(targets or {})  # before any work
     source = checkpoint_path(checkpoint)
     state = load_checkpoint(source, needs=GENERATOR_KEYS)
     slim = {
@@ -85,6 +117,8 @@ def export(checkpoint: str | Path, name: str, record: dict[str, Any], data: str 
                          "griffin_lim_iters": run.config.sample_audio_iters}
               if run.data.metadata.get("spectrogram") else None,  # pictures, not sound
               "evaluation": {"n": measured["n"], "seed": seed, "metrics": measured["metrics"]}}
+    if targets:
+        record["targets"] = assess_targets(measured["metrics"], targets)
     with atomic_write(folder / f"{name}.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
     return target

@@ -39,7 +39,8 @@ def tiny_run(tmp_path_factory):
     for command in pretrained.commands(record, data):
         assert main(command) == 0
     (run,) = (root / "runs").iterdir()
-    pretrained.export(run, "tiny", record, data=data, n=64, folder=root / "shipped")
+    pretrained.export(run, "tiny", record, data=data, n=64, folder=root / "shipped",
+                      targets={"swd_over_floor": 1000.0, "ms_ssim_from_real": 0.0})
     return root / "shipped", data
 
 
@@ -55,6 +56,32 @@ def test_export_writes_a_float16_checkpoint_and_its_manifest(tiny_run):
     assert record["evaluation"]["n"] == 64 and math.isfinite(record["evaluation"]["metrics"]["swd_avg"])
     G, run = pretrained.load("tiny", device="cpu", folder=folder)
     assert next(G.parameters()).dtype == torch.float32 and run.images_shown == state["images_shown"]
+
+
+def test_the_manifest_records_each_target_with_what_the_shipped_run_reached(tiny_run):
+    folder, _ = tiny_run
+    record = pretrained.manifest("tiny", folder)
+    metrics = record["evaluation"]["metrics"]
+    swd = record["targets"]["swd_over_floor"]
+    assert swd["reached"] == pytest.approx(metrics["swd_avg"] / metrics["swd_avg_real"])
+    assert swd["limit"] == 1000 and swd["met"] is True
+    ms_ssim = record["targets"]["ms_ssim_from_real"]
+    assert ms_ssim["reached"] == pytest.approx(abs(metrics["ms_ssim_fake"] - metrics["ms_ssim_real"]))
+    assert ms_ssim["met"] is (ms_ssim["reached"] <= 0)  # a limit of 0 is met only by a perfect match
+
+
+def test_targets_by_hand_and_an_unknown_one_refused_before_any_work(tiny_run, tmp_path):
+    metrics = {"swd_avg": 30.0, "swd_avg_real": 20.0, "ms_ssim_fake": 0.25, "ms_ssim_real": 0.4,
+               "sc_fake_db": -30.0, "sc_real_db": -42.0}
+    assessed = pretrained.assess_targets(metrics, {"swd_over_floor": 1.5, "ms_ssim_from_real": 0.1,
+                                                   "consistency_above_real_db": 15})
+    assert {k: (round(v["reached"], 9), v["met"]) for k, v in assessed.items()} == {
+        "swd_over_floor": (1.5, True), "ms_ssim_from_real": (0.15, False), "consistency_above_real_db": (12.0, True)}
+    folder, data = tiny_run
+    run = next((folder.parent / "runs").iterdir())
+    with pytest.raises(UserError, match="unknown target.*swd_ratio: expected swd_over_floor"):
+        pretrained.export(run, "bad", {"commands": []}, data=data, folder=tmp_path, targets={"swd_ratio": 2})
+    assert not list(tmp_path.iterdir())
 
 
 def test_an_unknown_name_lists_the_shipped_ones(tiny_run):
@@ -87,6 +114,10 @@ def test_a_shipped_run_measures_what_its_manifest_says(name, tmp_path):
         if key.startswith("kid_notes"):  # an unbiased estimate near 0 for the floor: judged on the fakes' scale
             one_bin = 0.01 * abs(expected_metrics["kid_notes"])
         assert measured[key] == pytest.approx(expected, rel=0.05, abs=one_bin), key
+    for target, assessed in record.get("targets", {}).items():  # what the run reached, as its manifest says
+        again = pretrained.assess_targets(measured, {target: assessed["limit"]})[target]
+        assert again["reached"] == pytest.approx(assessed["reached"], rel=0.05), target
+        assert again["met"] == assessed["met"], target
 
 
 @pytest.mark.parametrize("name", pretrained.names())
