@@ -23,3 +23,14 @@ def _seeded():
     from pgsound.device import seed_everything
 
     seed_everything(0)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: small FFTs spin-wait on two threads, 20x slower on a shared machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

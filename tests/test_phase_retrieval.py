@@ -14,13 +14,7 @@ CONFIG = SpectrogramConfig(n_fft=256, hop_length=32, n_bins=128, n_frames=128)
 SECONDS = 0.5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small FFTs: one thread avoids the spin-waits that make two threads 20x slower on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small FFTs (tests/conftest.py)
 
 
 def piano_like(samples: int = int(SECONDS * 16000)) -> np.ndarray:

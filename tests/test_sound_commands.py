@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from PIL import Image
 
 from pgsound.cli import main
@@ -20,12 +19,7 @@ SIZE = ["--size", "64x64", "--hop", "16"]
 CONFIG = SpectrogramConfig(n_fft=128, hop_length=16, n_bins=64, n_frames=64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small FFTs (tests/conftest.py)
 
 
 @pytest.fixture

@@ -26,13 +26,7 @@ from pgsound.spectrogram import (
 SMALL = SpectrogramConfig(n_fft=128, hop_length=16, n_bins=64, n_frames=64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small FFTs: one thread avoids the spin-waits that make two threads 20x slower on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small FFTs (tests/conftest.py)
 
 
 def chirp(samples: int, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:
