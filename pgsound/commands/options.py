@@ -89,7 +89,6 @@ def chosen_device(name: str | None) -> torch.device:
 
     if name:
         return torch.device(name)
-
     choice = choose_device()
     if choice.notable:
         print(choice.line(), flush=True)
