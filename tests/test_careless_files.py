@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,6 +60,17 @@ def command_line(pid: int) -> str:
         return ""
 
 
+def files_done(progress_bar: str) -> int:
+    """The last count a tqdm bar over files printed ("| 3/12 [" gives 3), 0 before its first."""
+    counts = re.findall(r"\| *(\d+)/\d+ \[", progress_bar)
+    return int(counts[-1]) if counts else 0
+
+
+def test_files_done_reads_the_last_count_a_bar_printed():
+    bar = "prepare:   0%|          | 0/12 [00:00<?, ?file/s]\rprepare:  25%|##5       | 3/12 [00:01<00:03]"
+    assert files_done(bar) == 3 and files_done("") == 0
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_sigkill_of_prepare_audio_ends_its_workers_and_resource_tracker(tmp_path):
@@ -76,8 +88,10 @@ def test_sigkill_of_prepare_audio_ends_its_workers_and_resource_tracker(tmp_path
     children: list[int] = []
     try:
         deadline = time.monotonic() + 180
-        while " 2/12 " not in log.read_text() and time.monotonic() < deadline and parent.poll() is None:
-            time.sleep(0.05)  # two files done: both workers are past their start-up and busy
+        # Two files done: both workers are past their start-up and busy. The bar redraws at most every 0.1 s,
+        # so it may skip a count: wait for any count of two or more.
+        while files_done(log.read_text()) < 2 and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.05)
         children = [pid for pid in children_of(parent.pid) if "multiprocessing" in command_line(pid)]
         assert parent.poll() is None and len(children) == 3, "the preparation ended before it could be killed"
         parent.send_signal(signal.SIGKILL)
