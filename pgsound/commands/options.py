@@ -15,6 +15,8 @@ from pgsound.errors import UserError
 if TYPE_CHECKING:
     import torch
 
+    from pgsound.device_check import DeviceChoice
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, with a mistake reported as one line (the usage is one ``--help`` away), exit status 2."""
@@ -78,18 +80,19 @@ def add_device_option(parser: argparse.ArgumentParser, training: bool = False) -
     parser.add_argument("--device", type=device_name, help=f"cpu, cuda, cuda:N or mps (default: {default})")
 
 
-def chosen_device(name: str | None) -> torch.device:
-    """The device ``--device`` named, else :func:`pgsound.device_check.choose_device`'s choice.
-
-    The choice is printed when it is worth a line: Apple's GPU taken, or passed over on a Mac, and why.
-    """
+def device_choice(name: str | None) -> DeviceChoice:
+    """The device ``--device`` named, else :func:`pgsound.device_check.choose_device`'s choice, with the reason."""
     import torch
 
-    from pgsound.device_check import choose_device
+    from pgsound.device_check import DeviceChoice, choose_device
 
-    if name:
-        return torch.device(name)
-    choice = choose_device()
+    return DeviceChoice(torch.device(name), "chosen with --device") if name else choose_device()
+
+
+def chosen_device(name: str | None) -> torch.device:
+    """:func:`device_choice`'s device, its line printed when worth one: Apple's GPU taken, or passed over on a
+    Mac, and why."""
+    choice = device_choice(name)
     if choice.notable:
         print(choice.line(), flush=True)
     return choice.device

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pgsound.commands.options import add_device_option, check_output, integer
+from pgsound.commands.options import add_device_option, check_output, device_choice, integer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,11 +41,8 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    import torch
-
     from pgsound.config import resolve_config
     from pgsound.datasets import ArrayDataset, open_dataset
-    from pgsound.device_check import choose_device
     from pgsound.errors import CommandError
     from pgsound.files import atomic_write
     from pgsound.preflight import preflight
@@ -67,23 +64,19 @@ def run(args: argparse.Namespace) -> int:
         dataset = ArrayDataset.random(count, channels, (height, width), num_labels=labels, seed=config.seed)
         source = f"{count} random pictures of {channels}x{height}x{width}"
     print(f"preflight of {args.preset} ({args.widths} widths, {args.nproc} process(es)) on {source}", flush=True)
-    if args.device:
-        device, device_note = torch.device(args.device), "chosen with --device"
-    else:
-        choice = choose_device()  # CUDA, else MPS when its self-check passes, else the CPU: as pgsound train
-        device, device_note = choice.device, choice.note
-    print(f"device {device} ({device_note})", flush=True)
+    choice = device_choice(args.device)  # as pgsound train's, but always printed: the table is for this device
+    print(choice.line(), flush=True)
 
     def show(row) -> None:
         print(f"  {row.phase}: {row.step_seconds:.3g} s per step of {row.per_process}", flush=True)
 
-    report = preflight(config, dataset, device=device, nproc=args.nproc, widths=args.widths,
+    report = preflight(config, dataset, device=choice.device, nproc=args.nproc, widths=args.widths,
                        check_resume=not args.no_resume_check, on_row=show)
     print(report.table())
     print(f"preflight took {report.wall_seconds:.0f} s; samples, metrics and checkpoints add to the hours above")
     if args.json_path:
         payload = {"preset": args.preset, "widths": args.widths, "nproc": args.nproc, "device": report.device,
-                   "device_choice": device_note, "memory": report.memory_kind,
+                   "device_choice": choice.note, "memory": report.memory_kind,
                    "rows": [dataclasses.asdict(r) for r in report.rows],
                    "total_hours": report.total_hours, "resume_exact": report.resume_exact,
                    "wall_seconds": report.wall_seconds}
