@@ -150,6 +150,19 @@ def test_the_code_line_reader_takes_cells_and_code_blocks_but_not_directives():
 
 
 
+def inline_code(text: str) -> list[tuple[int, str]]:
+    """(line number, span) of every inline code span in the prose: one unbroken line in the HTML book."""
+    inside = {number for number, _ in code_lines(text)}
+    return [(number, span.group(2)) for number, line in enumerate(text.splitlines(), start=1)
+            if number not in inside and not re.match(r"^\s*`{3,}", line)
+            for span in re.finditer(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", line)]
+
+
+def test_the_inline_code_reader_takes_spans_but_not_code_blocks():
+    text = "Call `f(x)` or ``g(`y`)``.\n```bash\n`not a span`\n```\n"
+    assert inline_code(text) == [(1, "f(x)"), (1, "g(`y`)")]
+
+
 def book_pages() -> list[Path]:
     """Every page of the HTML book, as _toc.yml lists them: the introduction's commands scroll like code cells."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
@@ -164,6 +177,13 @@ def test_book_page_code_fits_the_page(path: Path):
     long = [f"{path.name}:{number}: {len(line)} characters" for number, line in code_lines(path.read_text())
             if len(line) > CODE_LINE_LIMIT]
     assert not long, f"code lines over {CODE_LINE_LIMIT} characters:\n" + "\n".join(long)
+
+
+@pytest.mark.parametrize("path", BOOK_PAGES, ids=lambda p: p.stem)
+def test_book_page_inline_code_fits_the_page(path: Path):
+    long = [f"{path.name}:{number}: {len(span)} characters" for number, span in inline_code(path.read_text())
+            if len(span) > CODE_LINE_LIMIT]
+    assert not long, f"inline code over {CODE_LINE_LIMIT} characters (make it a code block):\n" + "\n".join(long)
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
