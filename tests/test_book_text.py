@@ -148,8 +148,6 @@ def test_the_code_line_reader_takes_cells_and_code_blocks_but_not_directives():
     assert code_lines(text) == [(2, "---"), (3, "tags: [x]"), (4, "---"), (5, "x = 1"), (8, "make")]
 
 
-
-
 def inline_code(text: str) -> list[tuple[int, str]]:
     """(line number, span) of every inline code span in the prose: one unbroken line in the HTML book."""
     inside = {number for number, _ in code_lines(text)}
