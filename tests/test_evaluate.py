@@ -33,6 +33,14 @@ def test_dispatch_gives_the_modules_numbers_as_a_flat_dict():
     assert evaluate_metrics(reals.numpy(), fakes.numpy(), seed=3, device="cpu") == values  # arrays alike, seeded
 
 
+def test_on_apples_gpu_the_metrics_run_on_the_cpu_with_the_cpus_numbers():
+    """MPS has no float64, which the metrics' sums need: told ``mps``, they run on the CPU (no MPS needed here)."""
+    reals, fakes = images(40, channels=1), images(40, channels=1, seed=1)
+    chosen = ["swd", "ms_ssim"]
+    on_cpu = evaluate_metrics(reals, fakes, chosen, seed=3, device="cpu")
+    assert evaluate_metrics(reals, fakes, chosen, seed=3, device="mps") == on_cpu
+
+
 def test_swd_floor_is_reals_against_held_out_reals_at_the_same_count():
     reals, held = images(40, channels=1), images(60, channels=1, seed=2)
     fakes = torch.randn(50, 1, 16, 16, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)  # not smoothed
