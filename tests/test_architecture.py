@@ -111,3 +111,9 @@ def test_no_module_outgrows_one_idea():
     sizes = {module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     too_long = {name: n for name, n in sizes.items() if n > TIGHTER_LIMITS.get(name, MODULE_LINE_LIMIT)}
     assert not too_long, f"split these modules (lines): {too_long}"
+
+
+def test_the_books_tooling_keeps_the_same_size_rule():
+    """book/*.py (the slides, the take-away notebooks, the chapter runner) are read by contributors too."""
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE.parent / "book").glob("*.py")}
+    assert sizes and not {name: n for name, n in sizes.items() if n > MODULE_LINE_LIMIT}, sizes
