@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pgsound"
@@ -117,3 +118,13 @@ def test_the_books_tooling_keeps_the_same_size_rule():
     """book/*.py (the slides, the take-away notebooks, the chapter runner) are read by contributors too."""
     sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE.parent / "book").glob("*.py")}
     assert sizes and not {name: n for name, n in sizes.items() if n > MODULE_LINE_LIMIT}, sizes
+
+
+def test_the_readmes_package_table_names_every_module():
+    """README's "The package" table is a new contributor's map: a module missing from it is a module not found."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    table = readme[readme.index("## The package") :].split("\n## ")[0]
+    named = set(re.findall(r"`(\w+)/?`", table))
+    modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    modules |= {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")}
+    assert not modules - named, f"add to README's package table: {sorted(modules - named)}"
