@@ -167,10 +167,14 @@ def book_pages() -> list[Path]:
     return [ROOT / f"{name}.md" for name in [toc["root"], *(c["file"] for c in toc["chapters"])]]
 
 
+# The code width holds for the book's own guides too (book/AUTHORING.md): its examples are copied into chapters.
+CODE_PAGES = sorted(set(book_pages()) | set((ROOT / "book").glob("*.md")))
+
+
 BOOK_PAGES = book_pages()
 
 
-@pytest.mark.parametrize("path", BOOK_PAGES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CODE_PAGES, ids=lambda p: p.stem)
 def test_book_page_code_fits_the_page(path: Path):
     long = [f"{path.name}:{number}: {len(line)} characters" for number, line in code_lines(path.read_text())
             if len(line) > CODE_LINE_LIMIT]
