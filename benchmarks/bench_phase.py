@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as librosa uses)")
     parser.add_argument("--audio", help="a recording to use instead of the synthetic piano")
     parser.add_argument("--no-storage", action="store_true", help="skip the storage table")
+    parser.add_argument("--pghi-only", action="store_true",
+                        help="only the PGHI table: its heap integration interpreted against compiled")
     parser.add_argument("--gpu-focus", action="store_true",
                         help="on the CPU only the anchor and ours at batch 1 (for GPU runs short of time)")
     args = parser.parse_args()
@@ -58,6 +60,9 @@ def main() -> None:
     frames = clip_pictures(args, config, max(args.batch, 1))
     picture = denormalise(frames, config)  # (N, 512, 512): the magnitude the picture holds
     full = restore_bin(picture, config).numpy()  # (N, 513, 512), Nyquist zero
+    if args.pghi_only:
+        pghi_table(full, config, args.audio or "synthetic piano (chords)")
+        return
     n = args.iters
     rows = []
 
@@ -178,6 +183,27 @@ def main() -> None:
         print(f"| {name} | {seconds:.2f} | {sc:.1f} | {anchor / seconds:.1f}x |")
     if not args.no_storage:
         storage_table(frames[: min(4, len(frames))], config, short)
+
+
+def pghi_table(full: np.ndarray, config: SpectrogramConfig, source: str) -> None:
+    """PGHI on each picture with its heap integration run by the interpreter (the anchor: the same function,
+    not compiled) and compiled by numba, the first call (compiling or loading numba's disk cache) apart."""
+    from unittest import mock
+
+    from pgsound import phase_retrieval
+
+    with mock.patch.object(phase_retrieval, "_compiled_integrate", lambda: phase_retrieval._integrate_flat):
+        interpreted, anchor = timed(phase_retrieval.pghi, full, config)
+    first, first_seconds = timed(phase_retrieval.pghi, full[:1], config)
+    compiled, seconds = timed(phase_retrieval.pghi, full, config)
+    assert np.array_equal(interpreted, compiled) and np.array_equal(first, compiled[:1])
+    print(f"\nPGHI, {len(full)} pictures of {source} (513x512 magnitudes); the same phases from each row\n")
+    print("| PGHI | seconds per picture | speed vs interpreted |")
+    print("|---|---:|---:|")
+    for name, per_picture in (("heap integration interpreted (anchor)", anchor / len(full)),
+                              ("compiled, first call of the process (1 picture)", first_seconds),
+                              ("compiled", seconds / len(full))):
+        print(f"| {name} | {per_picture:.3f} | {anchor / len(full) / per_picture:.1f}x |")
 
 
 def storage_table(frames: np.ndarray, config: SpectrogramConfig, n_iter: int) -> None:

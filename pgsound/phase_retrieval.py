@@ -9,8 +9,10 @@ phase in one pass from the magnitude's gradients (phase-gradient heap integratio
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -87,6 +89,57 @@ def _phase_increments(log_s: np.ndarray, config: SpectrogramConfig) -> tuple[np.
     return time_step, freq_step
 
 
+def _integrate_flat(values: np.ndarray, time_step: np.ndarray, freq_step: np.ndarray, done: np.ndarray,
+                    starts: np.ndarray, n_frames: int) -> np.ndarray:
+    """The heap integration over flat indices (row-major bins x frames); compiled by :func:`_heap_integrate`.
+
+    ``done`` marks the coefficients already reached (the left-out ones from the start); ``starts`` lists the
+    kept ones loudest first: when a heap runs dry, the loudest not yet reached starts the next.
+    """
+    phase = np.zeros(values.size)
+    last_frame = n_frames - 1
+    size = values.size
+    for start in starts:
+        if done[start]:
+            continue
+        done[start] = True
+        heap = [(-values[start], start)]
+        while heap:
+            i = heapq.heappop(heap)[1]
+            frame = i % n_frames
+            p = phase[i]
+            j = i + 1
+            if frame < last_frame and not done[j]:
+                phase[j] = p + 0.5 * (time_step[i] + time_step[j])
+                done[j] = True
+                heapq.heappush(heap, (-values[j], j))
+            j = i - 1
+            if frame > 0 and not done[j]:
+                phase[j] = p - 0.5 * (time_step[i] + time_step[j])
+                done[j] = True
+                heapq.heappush(heap, (-values[j], j))
+            j = i + n_frames
+            if j < size and not done[j]:
+                phase[j] = p + 0.5 * (freq_step[i] + freq_step[j])
+                done[j] = True
+                heapq.heappush(heap, (-values[j], j))
+            j = i - n_frames
+            if j >= 0 and not done[j]:
+                phase[j] = p - 0.5 * (freq_step[i] + freq_step[j])
+                done[j] = True
+                heapq.heappush(heap, (-values[j], j))
+    return phase
+
+
+@functools.cache
+def _compiled_integrate() -> Callable[..., np.ndarray]:
+    """:func:`_integrate_flat` compiled to machine code by numba (librosa's dependency), once per process and
+    cached on disk: one heap step per coefficient is too slow in the interpreter for 512x512 pictures."""
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_integrate_flat)
+
+
 def _heap_integrate(log_s: np.ndarray, time_step: np.ndarray, freq_step: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Integrate the phase steps from the largest coefficient outwards (a max-heap on log |S|).
 
@@ -95,47 +148,18 @@ def _heap_integrate(log_s: np.ndarray, time_step: np.ndarray, freq_step: np.ndar
     Coefficients outside ``keep`` stay 0 (the caller gives them random phase).
     """
     n_bins, n_frames = log_s.shape
-    flat_log = log_s.ravel()
-    values = flat_log.tolist()
-    t_step = time_step.ravel().tolist()
-    f_step = freq_step.ravel().tolist()
-    done = bytearray((~keep).ravel().astype(np.uint8).tobytes())
-    phase = [0.0] * flat_log.size
+    flat_log = np.ascontiguousarray(log_s, dtype=np.float64).ravel()
     starts = np.flatnonzero(keep.ravel())
-    starts = starts[np.argsort(-flat_log[starts], kind="stable")].tolist()
-    push, pop = heapq.heappush, heapq.heappop
-    last_frame = n_frames - 1
-    size = flat_log.size
-    for start in starts:
-        if done[start]:
-            continue
-        done[start] = 1
-        heap = [(-values[start], start)]
-        while heap:
-            i = pop(heap)[1]
-            frame = i % n_frames
-            p = phase[i]
-            j = i + 1
-            if frame < last_frame and not done[j]:
-                phase[j] = p + 0.5 * (t_step[i] + t_step[j])
-                done[j] = 1
-                push(heap, (-values[j], j))
-            j = i - 1
-            if frame > 0 and not done[j]:
-                phase[j] = p - 0.5 * (t_step[i] + t_step[j])
-                done[j] = 1
-                push(heap, (-values[j], j))
-            j = i + n_frames
-            if j < size and not done[j]:
-                phase[j] = p + 0.5 * (f_step[i] + f_step[j])
-                done[j] = 1
-                push(heap, (-values[j], j))
-            j = i - n_frames
-            if j >= 0 and not done[j]:
-                phase[j] = p - 0.5 * (f_step[i] + f_step[j])
-                done[j] = 1
-                push(heap, (-values[j], j))
-    return np.asarray(phase).reshape(n_bins, n_frames)
+    starts = starts[np.argsort(-flat_log[starts], kind="stable")].astype(np.int64)
+    phase = _compiled_integrate()(
+        flat_log,
+        np.ascontiguousarray(time_step, dtype=np.float64).ravel(),
+        np.ascontiguousarray(freq_step, dtype=np.float64).ravel(),
+        ~keep.ravel(),
+        starts,
+        n_frames,
+    )
+    return phase.reshape(n_bins, n_frames)
 
 
 def pghi(
