@@ -137,7 +137,10 @@ def _compiled_integrate() -> Callable[..., np.ndarray]:
     cached on disk: one heap step per coefficient is too slow in the interpreter for 512x512 pictures."""
     import numba
 
-    return numba.njit(cache=True, nogil=True)(_integrate_flat)
+    try:
+        return numba.njit(cache=True, nogil=True)(_integrate_flat)
+    except RuntimeError:  # no writable place for numba's cache (a read-only install): compile each process
+        return numba.njit(nogil=True)(_integrate_flat)
 
 
 def _heap_integrate(log_s: np.ndarray, time_step: np.ndarray, freq_step: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -233,6 +233,30 @@ def test_pghi_compiled_integration_is_the_integration_by_hand(shape):
                                   _integrate_by_hand(log_s, time_step, freq_step, keep))
 
 
+def test_pghi_compiles_without_a_writable_cache(monkeypatch):
+    """Where numba has nowhere to write its cache (a read-only install), it says so when asked to cache; PGHI then
+    compiles for the process alone and gives the same phases."""
+    import numba
+
+    from pgsound import phase_retrieval
+
+    compile_for_real = numba.njit
+
+    def njit(*args, **kwargs):
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function '_integrate_flat': no locator available for file")
+        return compile_for_real(*args, **kwargs)
+
+    magnitude = magnitude_of(piano_like())
+    expected = pghi(magnitude, CONFIG, seed=2)
+    phase_retrieval._compiled_integrate.cache_clear()
+    monkeypatch.setattr(numba, "njit", njit)
+    try:
+        np.testing.assert_array_equal(pghi(magnitude, CONFIG, seed=2), expected)
+    finally:
+        phase_retrieval._compiled_integrate.cache_clear()
+
+
 def test_pghi_batches_and_rejects_bad_input():
     magnitude = magnitude_of(piano_like())
     batch = pghi(np.stack([magnitude, magnitude]), CONFIG, seed=4)
