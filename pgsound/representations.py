@@ -105,12 +105,14 @@ def decode(
     representation: str = "magnitude",
     n_iter: int = 1000,
     seed: int = 0,
+    cpu_threads: int | None = 1,
 ) -> np.ndarray:
     """Pictures ``(N, C, n_bins, n_frames)`` back to audio ``(N, segment_length)`` float32.
 
     ``"magnitude"``: :func:`pgsound.phase_retrieval.frames_to_audio` (PGHI + fast Griffin-Lim, ``n_iter``).
     ``"mag-if"``: the phase is the running sum of the instantaneous frequency; one inverse STFT.
     ``"mel"``: bands to linear bins by non-negative least squares, then as ``"magnitude"``.
+    ``cpu_threads``: Griffin-Lim's torch threads on the CPU (:func:`pgsound.phase_retrieval.griffin_lim`).
     (book: chapter 11, Beyond the paper)
     """
     _check(representation)
@@ -120,7 +122,8 @@ def decode(
         raise ValueError(f"{representation} pictures must have shape (N, {', '.join(map(str, expected))}), "
                          f"got {x.shape}")
     if representation == "magnitude":
-        return np.asarray(frames_to_audio(x[:, 0], config, n_iter=n_iter, seed=seed)).reshape(len(x), -1)
+        return np.asarray(frames_to_audio(x[:, 0], config, n_iter=n_iter, seed=seed,
+                                          cpu_threads=cpu_threads)).reshape(len(x), -1)
     if representation == "mel":
         import librosa
 
@@ -129,7 +132,7 @@ def decode(
         basis = mel_basis(config.sample_rate, config.n_fft, config.n_bins)
         linear = np.stack([librosa.util.nnls(basis, item) for item in bands]).astype(np.float32)
         return np.asarray(griffin_lim(linear, config, n_iter=n_iter, init="pghi", seed=seed,
-                                      length=config.segment_length)).reshape(len(x), -1)
+                                      length=config.segment_length, cpu_threads=cpu_threads)).reshape(len(x), -1)
     magnitude = torch.from_numpy(denormalise(x[:, 0], config)).double()
     frequency = torch.from_numpy(np.clip(x[:, 1], -1.0, 1.0)).double() * math.pi
     steps = frequency.clone()

@@ -103,7 +103,7 @@ def _notes_settings(reals: torch.Tensor, metadata: dict[str, Any] | None) -> tup
 def _decoded(images: torch.Tensor, config: Any, representation: str, seed: int) -> Any:
     from pgsound.representations import decode
 
-    return decode(images, config, representation, n_iter=NOTES_DECODE_ITERS, seed=seed)
+    return decode(images, config, representation, n_iter=NOTES_DECODE_ITERS, seed=seed, cpu_threads=None)
 
 
 def _as_tensor(images: Any) -> torch.Tensor:

@@ -193,6 +193,7 @@ def consistency_db(
     Pictures at a lower level are scaled up to full size first. The phase comes from
     :func:`pgsound.phase_retrieval.frames_to_audio` (PGHI, then ``n_iter`` fast Griffin-Lim iterations); the figure
     from :func:`pgsound.phase_retrieval.spectral_convergence_db` on the kept bins (book: chapter 8, Measuring a GAN).
+    Griffin-Lim runs with the process's torch threads, as the other metrics do.
     """
 
     config = as_config(config)
@@ -200,7 +201,7 @@ def consistency_db(
     if tuple(x.shape[1:]) != config.shape:
         x = torch.nn.functional.interpolate(x[:, None], size=config.shape, mode="nearest")[:, 0]
     frames = x.clamp(-1, 1).numpy()
-    audio = frames_to_audio(frames, config, n_iter=n_iter, seed=seed, device=device)
+    audio = frames_to_audio(frames, config, n_iter=n_iter, seed=seed, device=device, cpu_threads=None)
     return np.atleast_1d(spectral_convergence_db(denormalise(frames, config), audio, config))
 
 
