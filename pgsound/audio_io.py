@@ -80,7 +80,9 @@ def load_audio(
     min_seconds: float = 0.1,
     silence_db: float = -80.0,
 ) -> np.ndarray:
-    """Read one recording as mono float32 samples at ``sample_rate`` (book: chapter 1, "From file to waveform").
+    """Read one recording as mono float32 samples at ``sample_rate``.
+
+    (book: chapter 1, "How close is it to a real piano?")
 
     Channels are averaged; the audio is resampled with librosa (soxr, high quality) when the file's rate
     differs. Raises ``FileNotFoundError`` for a missing file and :class:`AudioError` (a ``ValueError``) naming the

@@ -116,7 +116,7 @@ def fade_steps(
 
     ``count`` alphas, evenly spaced, 0 and 1 included; at each, ``picture(images)`` makes the uint8 (H, W, 3)
     picture and ``sound(images)``, if given, the clip. Pass the result to :func:`media_slider`.
-    (book: chapter 6, "The fade-in, across alpha"; chapter 9 adds the sound)
+    The sound comes in chapter 9 (book: chapter 6, "The fade-in, across alpha"; chapter 9).
     """
     from pgsound.generate import sample
 

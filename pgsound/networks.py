@@ -1,4 +1,4 @@
-"""The progressive generator and discriminator, static full-depth modules (book: chapter 4 and chapter 6).
+"""The progressive generator and discriminator, static full-depth modules (book: chapters 4 and 6).
 
 Both networks hold every level from the start; ``level`` says how many are used (0 = the base, 4x4 by
 default; level k has 2**k times the base's side) and ``alpha`` fades the newest one in:

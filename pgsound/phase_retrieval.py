@@ -44,7 +44,7 @@ def spectral_convergence_db(
     estimate: np.ndarray | torch.Tensor,
     config: SpectrogramConfig | None = None,
 ) -> np.ndarray | float:
-    """Spectral convergence ``20 log10(|| |S| - |X| ||_F / || |S| ||_F)`` in dB; lower is better (book: ch. 2).
+    """Spectral convergence ``20 log10(|| |S| - |X| ||_F / || |S| ||_F)`` in dB; lower is better (book: chapter 2).
 
     ``target`` is a magnitude ``(F, T)`` or ``(N, F, T)``. ``estimate`` is a magnitude of the same shape, or,
     when ``config`` is given, audio ``(samples,)`` / ``(N, samples)`` whose STFT magnitude is compared (cropped

@@ -141,7 +141,7 @@ def perform(
 
     An excerpt longer than ``max_seconds`` starts at a bar drawn by ``rng`` and ends at the last note that
     starts within ``max_seconds``. ``transpose`` moves every note by semitones (kept on the keyboard).
-    (book: chapter 9, "Piano music")
+    (book: chapter 1, "Music, not phrases")
     """
     chorale = score.name.startswith(CHORALES)
     quarter_bpm = score.tempo if score.tempo else float(rng.uniform(60, 84) if chorale else rng.uniform(72, 126))

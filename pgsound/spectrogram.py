@@ -185,7 +185,8 @@ def _win(config: SpectrogramConfig, device: torch.device, dtype: torch.dtype) ->
 def stft(audio: torch.Tensor, config: SpectrogramConfig) -> torch.Tensor:
     """Complex STFT ``(..., n_freqs, frames)`` of real audio ``(..., samples)``, as ``librosa.stft`` computes it.
 
-    Centred frames with zero padding (librosa's ``pad_mode="constant"``). (book: chapter 1, "The STFT")
+    Centred frames with zero padding (librosa's ``pad_mode="constant"``).
+    (book: chapter 1, "The short-time Fourier transform")
     """
     shape = audio.shape
     flat = audio.reshape(-1, shape[-1])

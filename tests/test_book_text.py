@@ -284,3 +284,59 @@ def test_the_book_has_diagrams_with_alt_text_and_captions():
         assert len(alt.split()) >= 8, f"{name}:{cell.line}: a diagram without alt text of a sentence"
         assert mystnb.get("figure", {}).get("caption"), f"{name}:{cell.line}: a diagram without a caption"
         assert "hide-input" in cell.tags, f"{name}:{cell.line}: a diagram whose drawing code is not hidden"
+
+
+def page_headings(text: str, bold_leads: bool = False) -> set[str]:
+    """A page's headings outside code blocks, without ``N. `` or backticks; with ``bold_leads``, also the
+    ``**Lead.**`` that opens a paragraph (the README names some of its parts so)."""
+    headings, in_code = set(), False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and line.startswith("#"):
+            headings.add(re.sub(r"^\d+\.\s*", "", line.lstrip("#").strip()).replace("`", ""))
+        elif not in_code and bold_leads and (lead := re.match(r"^\*\*([^*]+?)\.?\*\*", line)):
+            headings.add(lead.group(1))
+    return headings
+
+
+def book_references(source: str) -> list[tuple[str, str]]:
+    """``(page, section)`` of each ``(book: chapter N, Section; ...)`` in a module's text; the section is ""
+    where only a page is named. Pages are chapter numbers as text, "Introduction" or "README"."""
+    text = re.sub(r"\s*\n\s*", " ", source)
+    references = []
+    for start in re.finditer(r"\(book: ", text):
+        i, depth, quoted = start.end(), 1, False
+        while i < len(text) and depth:  # to the closing bracket, past any inside quotes
+            quoted ^= text[i] == '"'
+            depth += (not quoted) * ((text[i] == "(") - (text[i] == ")"))
+            i += 1
+        for part in text[start.end():i - 1].split(";"):
+            part = part.strip()
+            if many := re.fullmatch(r"chapters ([\d, and]+)", part):
+                references += [(n, "") for n in re.findall(r"\d+", many.group(1))]
+                continue
+            one = re.fullmatch(r'(?:chapter (\d+)|(Introduction|README))(?:, "?([^"]+)"?)?', part)
+            assert one, f"a book reference that names no page: {part!r}"
+            references.append((one.group(1) or one.group(2), (one.group(3) or "").replace("`", "")))
+    return references
+
+
+def test_the_book_reference_reader_takes_lists_quotes_and_brackets():
+    source = '''"""x (book: chapter 11, "(b) Does the label
+        set the pitch?"; chapters 5, 6 and 9; README, "Errors"; Introduction)."""'''
+    assert book_references(source) == [("11", "(b) Does the label set the pitch?"), ("5", ""), ("6", ""),
+                                       ("9", ""), ("README", "Errors"), ("Introduction", "")]
+
+
+def test_docstrings_name_sections_the_book_has():
+    pages = {path.name[:2].lstrip("0"): page_headings(path.read_text()) for path in CHAPTERS}
+    pages["Introduction"] = page_headings((ROOT / "book" / "intro.md").read_text())
+    pages["README"] = page_headings((ROOT / "README.md").read_text(), bold_leads=True)
+    missing = []
+    for module in sorted((ROOT / "pgsound").rglob("*.py")):
+        for page, section in book_references(module.read_text()):
+            headings = pages.get(page)
+            if headings is None or (section and not any(h.startswith(section) for h in headings)):
+                missing.append(f"{module.relative_to(ROOT)}: {page}, {section or '(the page)'}")
+    assert not missing, "docstrings name sections the book does not have:\n" + "\n".join(missing)

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "that apply to the data except notes, which decodes every picture to sound)")
     parser.add_argument("--ndb-bins", type=integer(2, 1 << 16),
                         help="NDB's number of bins (default: one per 10 reals, at most "
-                        "100; GANSynth used 50)")
+                        "50, as GANSynth used)")
     add_seed_option(parser)
     parser.add_argument("--json", dest="json_path", help="where to write the JSON result")
     add_device_option(parser)

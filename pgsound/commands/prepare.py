@@ -16,6 +16,7 @@ from pgsound.commands.options import (
     spectrogram_config,
 )
 from pgsound.errors import UserError
+from pgsound.sampled_piano import DEFAULT_SOUNDFONT
 
 MAX_MINUTES = 100_000.0  # about 70 days of audio: a typo, not a dataset
 
@@ -91,7 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="minutes of music to play (default 10)")
     add_seed_option(sampled)
     sampled.add_argument("--soundfont", metavar="SF2",
-                         help="a SoundFont 2 file with a piano at program 0 (default: TimGM6mb.sf2 from pretty_midi)")
+                         help="a SoundFont 2 file with a piano at program 0 (default: {1} from the {0} wheel)"
+                         .format(*DEFAULT_SOUNDFONT))
     _spectrogram_options(sampled)
     sampled.set_defaults(func=run_sampled_piano)
 

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from pgsound.commands.options import add_device_option, check_output, chosen_device, number
+from pgsound.config import preset_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train from a preset (pgsound/presets/*.yaml) with overrides, or resume a run. "
         "Several GPUs: torchrun --nproc_per_node N -m pgsound.cli train ...",
     )
-    parser.add_argument("--preset", help="preset name (paper, piano512, shapes-cpu, piano-cpu, smoke)")
+    parser.add_argument("--preset", help=f"preset name ({', '.join(preset_names())})")
     parser.add_argument("--data", help="prepared dataset (.h5) from 'pgsound prepare'")
     parser.add_argument("-o", "--out", default=os.environ.get("PGSOUND_RUNS", "runs"), help="folder for run folders")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

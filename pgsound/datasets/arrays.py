@@ -1,4 +1,4 @@
-"""A dataset held in memory: the prepared-file interface over NumPy arrays (book: chapter 10, The full run).
+"""A dataset held in memory: the prepared-file interface over NumPy arrays (book: chapter 10, The full 512x512 run).
 
 ``pgsound preflight`` walks a schedule before any data exists, on random pictures of the shape the run will
 see; tests use it for small data without a file. Every level is the 2x2 box average of the one above, as in

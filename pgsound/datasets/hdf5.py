@@ -171,7 +171,7 @@ class PreparedDataset:
     def provenance(self, index: int) -> tuple[dict[str, Any], float]:
         """Where picture ``index`` came from: its recording's entry and its start in seconds in it.
 
-        (book: chapter 9, "From recordings to a dataset")
+        (book: chapter 9, "Preparing the dataset")
         """
         if "provenance" not in self._file:
             raise DatasetError(f"{self.path} records no provenance (it was not prepared from recordings)")

@@ -1,4 +1,4 @@
-"""Reading a folder of PNG/JPEG images of one power-of-two size (book: chapter 5, A GAN at one resolution).
+"""Reading a folder of PNG/JPEG images of one power-of-two size (book: chapter 5, A GAN at 4x4, then 8x8).
 
 Every image must have the same size and the same kind (grayscale or colour); the first image sets both, and
 any image that differs is an error naming it and what was expected. Alpha channels are dropped and palette

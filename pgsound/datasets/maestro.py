@@ -226,7 +226,9 @@ def prepare_maestro(
     progress: bool = False,
     representation: str = "magnitude",
 ) -> list[tuple[PreparedDataset, PreparationReport]]:
-    """MAESTRO's recordings, one prepared dataset per split (book: chapter 9, "Real recordings: MAESTRO").
+    """MAESTRO's recordings, one prepared dataset per split.
+
+    (book: chapter 9, "From the sampled piano to real recordings")
 
     ``split`` is ``train``, ``validation``, ``test`` or ``all`` (three files: ``OUT-train.h5``, ...). The
     catalogue (:mod:`pgsound.datasets.maestro`) gives each split's performances, filtered by ``composers``,

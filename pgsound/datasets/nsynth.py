@@ -184,7 +184,9 @@ def prepare_nsynth(
     progress: bool = False,
     representation: str = "magnitude",
 ) -> tuple[PreparedDataset, PreparationReport]:
-    """An NSynth split folder's notes, labelled for a conditional run (book: chapter 11, "Real notes: NSynth").
+    """An NSynth split folder's notes, labelled for a conditional run.
+
+    (book: chapter 11, "(b) Does the label set the pitch?")
 
     The notes of ``families`` and ``sources`` within ``pitch`` (GANSynth's 24-84 by default) are read from
     ``audio/<note>.wav``; each note gives one picture, its first ``config.segment_length`` samples (at the

@@ -1,6 +1,7 @@
 """Preparing datasets: from generators, image folders or audio into one multi-resolution file.
 
-(book: chapter 5 for synthetic shapes and image folders, chapter 9 for piano spectrograms)
+Chapter 5 prepares synthetic shapes and image folders, chapter 9 piano spectrograms.
+(book: chapters 5 and 9)
 
 Every preparation streams into :class:`~pgsound.datasets.writer.DatasetWriter`, so a dataset larger than memory
 can be prepared and an interrupted one leaves no file that looks complete. Audio is read and transformed in
@@ -221,7 +222,7 @@ def write_recordings(
     Each picture's provenance (its recording's index in ``writer.recordings`` and its start in seconds) is
     written beside it; with ``first_only`` a recording gives only its first picture (an NSynth note). A file
     that cannot be used is skipped and listed in the report; no usable file at all is a UserError.
-    (book: chapter 9, "From recordings to a dataset")
+    (book: chapter 9, "Preparing the dataset")
     """
     from tqdm import tqdm  # text bars: the widget bar needs ipywidgets and a kernel
 

@@ -116,7 +116,7 @@ def peak_frequencies(images: Any, config: SpectrogramConfig | dict[str, Any]) ->
 
     Rows are compared by their mean *linear* magnitude, so a loud partial that rings for a while wins over a
     short burst. For a piano note this is one of its lowest partials, so it follows the pitch (book: chapter 11,
-    Beyond the paper: does the label set the pitch?).
+    "(b) Does the label set the pitch?").
     """
     config = as_config(config)
     x = _pictures(images, "peak_frequencies")
@@ -128,10 +128,10 @@ def onset_strengths(images: Any, config: SpectrogramConfig | dict[str, Any]) -> 
     """The strongest onset of each picture in dB: (N,) (book: chapter 9, Does it draw notes?).
 
     The spectral flux of a frame is how much the level rises from the frame before, averaged over all rows, with
-    falls counted as zero; a picture's onset strength is its largest flux. A struck piano note raises every
-    partial within a frame or two, so a real picture with a note starting in it scores about as much as the note
-    stands above the floor (20 dB and more in chapter 9's data); a generator that smears its attacks over many
-    frames draws the same note with a fraction of that.
+    falls counted as zero; a picture's onset strength is its largest flux. A struck piano note raises its
+    partials within a frame, so a real picture with a note starting in it scores the rise of the rows the attack
+    lifts, averaged over all the rows; a generator that smears its attacks over several frames draws the same
+    note with a fraction of that.
     """
     config = as_config(config)
     db = to_db(_pictures(images, "onset_strengths"), config)

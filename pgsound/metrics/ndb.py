@@ -35,7 +35,7 @@ MAX_SIDE = 32
 
 @dataclass
 class NDBResult:
-    """Everything one NDB test found (book: chapter 8, NDB bins): arrays have one entry per bin."""
+    """Everything one NDB test found (book: chapter 8, "NDB/K: is every mode there?"): arrays have one entry per bin."""
 
     real_counts: np.ndarray  # samples of the bins' own (k-means) reals in each bin
     test_counts: np.ndarray  # samples of the tested set in each bin
@@ -86,7 +86,9 @@ def _flatten(images: Any, max_side: int, device: torch.device) -> torch.Tensor:
 def kmeans(
     samples: torch.Tensor, k: int, generator: torch.Generator, max_iter: int = 100
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means with k-means++ seeding: (centres (k, D), assignment (N,)) (book: chapter 8, NDB bins).
+    """Lloyd's k-means with k-means++ seeding: (centres (k, D), assignment (N,)).
+
+    (book: chapter 8, "NDB/K: is every mode there?")
 
     Seeded by ``generator`` (drawn on the CPU: the same centres on every device up to rounding). Stops when no
     assignment changes. A bin that empties is re-seeded with the sample farthest from its centre, so every bin
@@ -142,7 +144,10 @@ def two_proportion_test(count_a: np.ndarray, n_a: int, count_b: np.ndarray, n_b:
 
 
 def ndb_test(real_bins: torch.Tensor, test_bins: torch.Tensor, k: int, alpha: float = ALPHA) -> NDBResult:
-    """NDB between the bin indices of the bins' own reals and of a tested set (book: chapter 8, NDB bins)."""
+    """NDB between the bin indices of the bins' own reals and of a tested set.
+
+    (book: chapter 8, "NDB/K: is every mode there?")
+    """
     real_counts = torch.bincount(real_bins.cpu(), minlength=k).numpy()
     test_counts = torch.bincount(test_bins.cpu(), minlength=k).numpy()
     z, p = two_proportion_test(real_counts, len(real_bins), test_counts, len(test_bins))
@@ -168,7 +173,7 @@ def ndb(
     fakes as there are held-out reals, so that both figures have the same statistical power.
     ``return_results=True`` also returns the two :class:`NDBResult` (fakes, held-out reals) for plots, with the
     bins' centres as pictures (``centres``).
-    (book: chapter 8, NDB bins)
+    (book: chapter 8, "NDB/K: is every mode there?")
     """
     if tuple(reals.shape[1:]) != tuple(fakes.shape[1:]):
         raise ValueError(f"NDB needs reals and fakes of one shape, got {tuple(reals.shape[1:])} and "

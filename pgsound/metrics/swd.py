@@ -99,7 +99,9 @@ def pyr_up(x: torch.Tensor) -> torch.Tensor:
 
 
 def laplacian_pyramid(images: torch.Tensor, num_levels: int) -> list[torch.Tensor]:
-    """Band-pass levels from fine to coarse; the last is the low-pass image (book: chapter 8, per-level SWD).
+    """Band-pass levels from fine to coarse; the last is the low-pass image.
+
+    (book: chapter 8, "The sliced Wasserstein distance, on pictures")
 
     Adding ``pyr_up`` of each coarser level back, from the last to the first, gives the images again.
     """
