@@ -6,7 +6,7 @@ place, so a crash mid-write never leaves a file that looks complete. A file dama
 bytes a bad disk changed: torch's zip records a CRC-32 per entry, which torch itself does not check on load)
 is a :class:`DamagedCheckpoint` that names it (``pgsound.run_folder.read_checkpoint`` adds the newest good
 checkpoint before it in its run). What a checkpoint holds is listed once, here: :data:`TRAINING_KEYS`;
-:func:`states_equal` compares two states exactly (the resume checks).
+:func:`state_differences` compares two states exactly (the resume checks).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _flat_state(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def states_equal(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def state_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """The keys where two state dicts differ (tensors compared exactly); empty when identical."""
     flat_a, flat_b = _flat_state(a), _flat_state(b)
     differ = sorted(set(flat_a) ^ set(flat_b))

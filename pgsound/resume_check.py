@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from pgsound.checkpoint import RESUMED_KEYS, save_checkpoint, states_equal
+from pgsound.checkpoint import RESUMED_KEYS, save_checkpoint, state_differences
 from pgsound.config import TrainConfig
 from pgsound.datasets.protocol import Dataset
 from pgsound.plan import run_schedule
@@ -30,23 +30,27 @@ def resumes_bit_exactly(config: TrainConfig, dataset: Dataset, device: torch.dev
     schedule = run_schedule(config, tuple(dataset.resolution))
     if config.schedule.fixed_level is not None or schedule.num_levels < 2:
         return True, 0
-    boundaries = [round(1000 * schedule.reach_kimg(1))]
+    # The image count of the first step in the new stage: the level is exactly 1 where the first fade-in
+    # ends, while the next fade begins only past level_start(2), one minibatch later for the step at it.
+    firsts = [round(1000 * schedule.reach_kimg(1))]
     if schedule.num_levels > 2 and config.schedule.lod_transition_kimg > 0:
-        boundaries.append(round(1000 * schedule.level_start_kimg(2)))
-    results = [resume_across(config, dataset, device, schedule, b) for b in boundaries]
+        start = round(1000 * schedule.level_start_kimg(2))
+        firsts.append(start + schedule.phase(start).batch_size)
+    results = [resume_across(config, dataset, device, schedule, first) for first in firsts]
     return all(same for same, _ in results), results[0][1]
 
 
 def resume_across(config: TrainConfig, dataset: Dataset, device: torch.device, schedule: Schedule,
-                  boundary: int) -> tuple[bool, int]:
-    """Steps A, B, C with C the first after ``boundary``, against A, checkpoint, resume, B, C.
+                  first_new: int) -> tuple[bool, int]:
+    """Steps A, B, C with C taken at ``first_new`` images, the first of a new stage, against A, checkpoint,
+    resume, B, C.
 
     Returns whether the two runs end bit-identical, and the checkpoint's size in bytes.
     """
-    batch = schedule.phase(boundary - 1).batch_size
+    batch = schedule.phase(first_new - 1).batch_size
     with tempfile.TemporaryDirectory(prefix="pgsound-preflight-") as folder:
         straight = new_state(config, dataset, device=device)
-        straight.images_shown = boundary - 2 * batch  # two steps before the boundary, then one past it
+        straight.images_shown = first_new - 2 * batch  # A and B in the old stage, C the first in the new
         train_step(straight)
         path = save_checkpoint(straight.state_dict(), Path(folder) / "preflight.pt")
         size = path.stat().st_size
@@ -57,4 +61,4 @@ def resume_across(config: TrainConfig, dataset: Dataset, device: torch.device, s
         train_step(resumed)
         a = {k: v for k, v in straight.state_dict().items() if k in RESUMED_KEYS}
         b = {k: v for k, v in resumed.state_dict().items() if k in RESUMED_KEYS}
-        return not states_equal(a, b), size
+        return not state_differences(a, b), size

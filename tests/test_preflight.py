@@ -13,7 +13,7 @@ import torch
 
 import pgsound.preflight as preflight_module
 import pgsound.trainer as trainer_module
-from pgsound.checkpoint import states_equal
+from pgsound.checkpoint import state_differences
 from pgsound.config import preset_names, resolve_config
 from pgsound.datasets import ArrayDataset, DatasetWriter
 from pgsound.plan import PlanError, check_run, run_schedule
@@ -357,13 +357,58 @@ def test_preflight_under_four_processes_steps_with_each_process_share():
     assert "8/4=2" in report.table()
 
 
-def test_states_equal_finds_one_changed_number():
+def resume_check_run(monkeypatch, forget=None):
+    """resumes_bit_exactly on the smoke preset, recording the continuous level of each state's steps;
+    ``forget(state)`` damages each resumed state, as a resume that drops part of the checkpoint would."""
+    import pgsound.resume_check as resume_check
+
+    levels: dict[int, list[float]] = {}
+    resumed: list[int] = []
+
+    def recording_step(state):
+        levels.setdefault(id(state), []).append(state.continuous_level())
+        return train_step(state)
+
+    def damaged_resume(*args, **kwargs):
+        state = resume_state(*args, **kwargs)
+        resumed.append(id(state))
+        if forget is not None:
+            forget(state)
+        return state
+
+    monkeypatch.setattr(resume_check, "train_step", recording_step)
+    monkeypatch.setattr(resume_check, "resume_state", damaged_resume)
+    config = resolve_config("smoke")
+    dataset = ArrayDataset.random(8, config.data_shape[0], tuple(config.data_shape[1:]))
+    exact, _ = resume_check.resumes_bit_exactly(config, dataset, torch.device("cpu"))
+    return exact, [levels[key] for key in resumed]
+
+
+def test_the_resume_check_steps_into_each_new_stage_after_resuming(monkeypatch):
+    exact, resumed_levels = resume_check_run(monkeypatch)
+    assert exact is True
+    (b1, c1), (b2, c2) = resumed_levels  # the resumed run's two steps at each boundary
+    assert b1 < 1.0 == c1  # the first fade-in ends: the old path goes
+    assert b2 == 1.0 < c2 < 2.0  # the next fade-in begins: 16x16 comes in
+    assert starts_new_stage(b1, c1) and starts_new_stage(b2, c2)
+
+
+@pytest.mark.parametrize("forget", [
+    lambda state: state.penalty_rng.manual_seed(12345),  # the penalty's random stream
+    lambda state: setattr(state, "last_level", -1.0),  # where Adam last reset
+], ids=["penalty-stream", "last-level"])
+def test_the_resume_check_fails_a_resume_that_forgets_part_of_the_state(monkeypatch, forget):
+    exact, _ = resume_check_run(monkeypatch, forget)
+    assert exact is False
+
+
+def test_state_differences_finds_one_changed_number():
     a = {"G": {"w": torch.zeros(3)}, "images_shown": 5, "rng": {"latent": torch.zeros(2, dtype=torch.uint8)}}
     b = {"G": {"w": torch.zeros(3)}, "images_shown": 5, "rng": {"latent": torch.zeros(2, dtype=torch.uint8)}}
-    assert states_equal(a, b) == []
+    assert state_differences(a, b) == []
     b["G"]["w"][1] = 1e-30
     b["images_shown"] = 6
-    assert sorted(states_equal(a, b)) == ["G.w", "images_shown"]
+    assert sorted(state_differences(a, b)) == ["G.w", "images_shown"]
 
 
 def test_the_preflight_command(tmp_path):

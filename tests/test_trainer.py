@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -142,16 +143,23 @@ def test_truncated_checkpoint_on_resume(shapes_file, tmp_path):
 def _distributed_worker(rank, world_size, port, data_path, out_dir):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
     torch.set_num_threads(1)
-    from pgsound.distributed import init_from_environment
+    from pgsound.distributed import average_gradients, average_tensor, init_from_environment
 
     group = init_from_environment(torch.device("cpu"))
     state = train(tiny_config(), open_shapes(data_path), None, max_steps=3, device="cpu", group=group,
                   progress=False).state
-    torch.save({"G": weights(state.G), "D": weights(state.D)}, os.path.join(out_dir, f"rank{rank}.pt"))
+    # Rank-dependent values, so that a sum in place of a mean shows: gradients rank + 1, statistics (rank, 1 - rank).
+    for p in state.G.parameters():
+        p.grad = torch.full_like(p, rank + 1.0)
+    average_gradients(state.G, group)
+    averaged = torch.cat([p.grad.reshape(-1) for p in state.G.parameters()])
+    statistics = average_tensor(torch.tensor([float(rank), 1.0 - rank]), group)
+    torch.save({"G": weights(state.G), "D": weights(state.D), "grads": averaged, "statistics": statistics},
+               os.path.join(out_dir, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
 
 
-def test_two_processes_keep_identical_weights(shapes_file, tmp_path):
+def test_two_processes_average_and_keep_identical_weights(shapes_file, tmp_path):
     import socket
 
     import torch.multiprocessing as mp
@@ -164,6 +172,9 @@ def test_two_processes_keep_identical_weights(shapes_file, tmp_path):
     single = new_state(tiny_config(), open_shapes(shapes_file))
     assert torch.equal(a["G"], b["G"]) and torch.equal(a["D"], b["D"])
     assert not torch.equal(a["G"], weights(single.G))  # they did train
+    for rank in (a, b):  # the mean of 1 and 2, of (0, 1) and (1, 0): averaged, not summed
+        assert torch.equal(rank["grads"], torch.full_like(rank["grads"], 1.5))
+        assert torch.equal(rank["statistics"], torch.tensor([0.5, 0.5]))
 
 
 def test_conditional_two_channel_run_trains_and_writes_audio(tmp_path):
@@ -267,3 +278,26 @@ def test_a_continued_state_refuses_another_config_dataset_device_or_group():
     assert state.images_shown == 0  # refused before any step
     train(config, dataset, state=state, max_steps=1, progress=False)
     assert state.images_shown == 4
+
+
+def test_each_step_gives_both_optimizers_its_phases_learning_rate(shapes_file):
+    """Adam with the paper's betas (0, 0.99) moves every stored weight by lr * sign(grad) on its first step
+    after a reset (m = g, v-hat = g^2): the largest move of G and of D is the rate the schedule names."""
+    config = tiny_config("schedule.lr={4: 0.003, 8: 0.0007}", "schedule.lr_default=0.01")
+    state = new_state(config, open_shapes(shapes_file))
+
+    def largest_moves() -> tuple[float, float]:
+        before = weights(state.G), weights(state.D)
+        train_step(state)
+        return tuple(float((weights(net) - old).abs().max()) for net, old in zip((state.G, state.D), before))
+
+    assert largest_moves() == pytest.approx((0.003, 0.003), rel=2e-3)  # 4x4: the first step resets
+    fade = round(1000 * state.schedule.level_start_kimg(1)) + 8  # into 8x8's fade-in: Adam resets again
+    state.images_shown = fade
+    # rel: float32 weights near 1 round a move of 1e-3 by about 1e-7
+    assert largest_moves() == pytest.approx((0.0007, 0.0007), rel=2e-3)
+    config = tiny_config("schedule.lr_rampup_kimg=1")  # the Theano ramp-up: lr * exp(-5 (1 - t)^2)
+    state = new_state(config, open_shapes(shapes_file))
+    state.images_shown = 500
+    expected = config.schedule.lr_default * math.exp(-5 * 0.5**2)
+    assert largest_moves() == pytest.approx((expected, expected), rel=2e-3)
