@@ -301,3 +301,15 @@ def test_each_step_gives_both_optimizers_its_phases_learning_rate(shapes_file):
     state.images_shown = 500
     expected = config.schedule.lr_default * math.exp(-5 * 0.5**2)
     assert largest_moves() == pytest.approx((expected, expected), rel=2e-3)
+
+
+def test_a_run_keeps_its_last_plain_checkpoints_and_every_milestone(shapes_file, tmp_path):
+    config = tiny_config("schedule.tick_kimg_default=0.016", "schedule.total_kimg=0.096", "checkpoint_every_ticks=1",
+                         "keep_checkpoints=2", "milestone_every_kimg=0.032", "samples_every_ticks=1000")
+    train(config, open_shapes(shapes_file), tmp_path / "run", progress=False)
+    # Ticks end at 16, 32, ..., 96 images; those at 32, 64 and 96 cross a milestone.
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
+        "ckpt-000000.048kimg.pt", "ckpt-000000.080kimg.pt",
+        "milestone-000000.032kimg.pt", "milestone-000000.064kimg.pt", "milestone-000000.096kimg.pt",
+    ]
+    assert latest_checkpoint(tmp_path / "run").name == "milestone-000000.096kimg.pt"
