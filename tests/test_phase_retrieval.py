@@ -194,6 +194,24 @@ def test_pghi_phase_advance_of_a_sinusoid():
     assert np.median(np.abs(np.angle(np.exp(1j * (relative_ours - relative_true))))) < 0.3
 
 
+@pytest.mark.parametrize("bin_position", [20.3, 20.5])
+def test_pghi_phase_advance_between_bins(bin_position):
+    """Between two bins the per-frame step of every bin of the partial is the sinusoid's, not the bin centre's:
+    PGHI's correction from the magnitude's slope across bins (a quarter to a half turn here) must be right in
+    size and sign."""
+    frequency = bin_position * 16000 / CONFIG.n_fft
+    x = np.sin(2 * np.pi * frequency * np.arange(8000) / 16000).astype(np.float32)
+    spectrum = stft(torch.from_numpy(x), CONFIG).numpy()
+    phase = pghi(np.abs(spectrum), CONFIG)
+    frames = slice(20, 200)
+    for k in range(19, 23):
+        true_step = np.diff(np.angle(spectrum[k, frames]))
+        our_step = np.diff(phase[k, frames].astype(np.float64))
+        correction = 2 * np.pi * (bin_position - k) * CONFIG.hop_length / CONFIG.n_fft
+        assert abs(correction) > 0.2  # what a bin-centre step would miss
+        assert np.abs(np.angle(np.exp(1j * (our_step - true_step)))).max() < 0.03, k
+
+
 def _integrate_by_hand(log_s, time_step, freq_step, keep):
     """PGHI's integration as chapter 2 writes it: nested lists, (bin, frame) pairs, one neighbour at a time."""
     import heapq
