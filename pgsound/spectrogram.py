@@ -206,39 +206,42 @@ def stft(audio: torch.Tensor, config: SpectrogramConfig) -> torch.Tensor:
 def istft(spectrum: torch.Tensor, config: SpectrogramConfig, length: int | None = None) -> torch.Tensor:
     """Inverse of :func:`stft` (least-squares overlap-add); ``length`` trims or pads the result.
 
-    When the hop divides ``n_fft`` (the reference geometry and every ``for_shape`` one) the overlap-add is
-    ``n_fft / hop`` shifted sums, about twice as fast as ``torch.istft`` (which Griffin-Lim calls every
-    iteration); otherwise ``torch.istft``. Both give the same samples to float rounding.
+    The overlap-add is ``ceil(n_fft / hop)`` shifted sums of hop-long chunks, about twice as fast as
+    ``torch.istft`` (Griffin-Lim calls it every iteration) and the same samples to float rounding. Where no
+    window covers a sample with weight (the ends of uncentred frames, where a Hann window is zero) the sample
+    is 0, as in librosa; ``torch.istft`` refuses such frames.
     """
     shape = spectrum.shape
     flat = spectrum.reshape(-1, *shape[-2:])
     real_dtype = torch.float64 if spectrum.dtype == torch.complex128 else torch.float32
     window = _win(config, spectrum.device, real_dtype)
     n_fft, hop = config.n_fft, config.hop_length
-    if config.center and (config.win_length or n_fft) == n_fft and n_fft % hop == 0 and flat.shape[-1] > 0:
-        audio = _overlap_add_istft(flat, window, n_fft, hop, length)
-    else:
-        audio = torch.istft(
-            flat, n_fft, hop, config.win_length or n_fft, window=window, center=config.center, length=length
-        )
+    if window.numel() < n_fft:  # a shorter window sits in the middle of the frame, as torch.stft puts it
+        left = (n_fft - window.numel()) // 2
+        window = torch.nn.functional.pad(window, (left, n_fft - window.numel() - left))
+    audio = _overlap_add_istft(flat, window, n_fft, hop, config.center, length)
     return audio.reshape(*shape[:-2], audio.shape[-1])
 
 
 def _overlap_add_istft(
-    flat: torch.Tensor, window: torch.Tensor, n_fft: int, hop: int, length: int | None
+    flat: torch.Tensor, window: torch.Tensor, n_fft: int, hop: int, center: bool, length: int | None
 ) -> torch.Tensor:
-    """Centred inverse STFT of ``(B, n_fft // 2 + 1, T)`` by shifted sums of ``n_fft // hop`` frame chunks."""
+    """Inverse STFT of ``(B, n_fft // 2 + 1, T)`` by shifted sums of ``ceil(n_fft / hop)`` hop-long chunks."""
     batch, frames = flat.shape[0], flat.shape[-1]
-    chunks = n_fft // hop
-    pieces = (torch.fft.irfft(flat.transpose(-1, -2), n=n_fft, dim=-1) * window).reshape(batch, frames, chunks, hop)
-    squares = (window * window).reshape(1, 1, chunks, hop).expand(1, frames, chunks, hop)
+    chunks = -(-n_fft // hop)
+    tail = chunks * hop - n_fft  # zeros that make a frame whole chunks
+    frame_audio = torch.fft.irfft(flat.transpose(-1, -2), n=n_fft, dim=-1) * window
+    pieces = torch.nn.functional.pad(frame_audio, (0, tail)).reshape(batch, frames, chunks, hop)
+    squares = torch.nn.functional.pad(window * window, (0, tail)).reshape(1, 1, chunks, hop)
+    squares = squares.expand(1, frames, chunks, hop)
     audio = pieces.new_zeros(batch, frames + chunks - 1, hop)
     envelope = pieces.new_zeros(1, frames + chunks - 1, hop)
     for k in range(chunks):
         audio[:, k : k + frames] += pieces[:, :, k]
         envelope[:, k : k + frames] += squares[:, :, k]
-    start = n_fft // 2
-    end = start + (length if length is not None else hop * (frames - 1))
+    start = n_fft // 2 if center else 0
+    covered = hop * (frames - 1) + (0 if center else n_fft)
+    end = start + (length if length is not None else covered)
     audio, envelope = audio.reshape(batch, -1)[:, start:end], envelope.reshape(1, -1)[:, start:end]
     if length is not None and audio.shape[-1] < length:  # asked for more than the frames cover: zeros
         audio = torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))

@@ -132,6 +132,28 @@ def test_loader_visits_every_image_once_per_pass_and_is_seeded(tmp_path):
     assert not torch.equal(torch.cat([other.batch(1, 5), other.batch(1, 5)]), seen)
 
 
+def test_mirroring_flips_time_in_about_half_the_reals_and_resumes_exactly():
+    """Mirror augmentation reverses the width (a spectrogram's time axis), never the height (its frequencies)."""
+    from pgsound.datasets import ArrayDataset
+
+    dataset = ArrayDataset.random(16, 1, (8, 8), seed=2)
+    plain, mirrored = LevelLoader(dataset, seed=3), LevelLoader(dataset, seed=3, mirror=True)
+    flipped = 0
+    for _ in range(50):  # 400 reals: the same order of images in both loaders
+        a, b = plain.batch(1, 8), mirrored.batch(1, 8)
+        same = (a == b).flatten(1).all(1)
+        reversed_in_time = (a.flip(3) == b).flatten(1).all(1)
+        assert (same | reversed_in_time).all()
+        assert not (a.flip(2) == b).flatten(1).all(1).any()
+        flipped += int(reversed_in_time.sum())
+    assert 0.42 < flipped / 400 < 0.58
+    saved = mirrored.state_dict()
+    expected = [mirrored.batch(1, 8) for _ in range(3)]
+    resumed = LevelLoader(dataset, seed=9, mirror=True)
+    resumed.load_state_dict(saved)
+    assert all(torch.equal(resumed.batch(1, 8), batch) for batch in expected)
+
+
 def test_streaming_path_serves_the_same_batches_as_the_in_memory_path(tmp_path):
     prepare_synthetic_shapes(tmp_path / "s.h5", count=20, resolution=16, seed=0)
     dataset = open_dataset(tmp_path / "s.h5")

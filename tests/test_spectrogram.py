@@ -54,7 +54,7 @@ def test_stft_batches_and_istft_inverts_it():
     assert torch.allclose(back, x, atol=1e-5)
 
 
-@pytest.mark.parametrize("hop", [16, 24])  # 24 does not divide 128: torch.istft's path
+@pytest.mark.parametrize("hop", [16, 24])  # 24 does not divide 128: the last chunk of a frame is padded
 @pytest.mark.parametrize("length", [None, 3000, 4000, 4100])
 def test_istft_matches_torch_istft(hop, length):
     config = SpectrogramConfig(n_fft=128, hop_length=hop, n_bins=64, n_frames=64)
@@ -65,6 +65,34 @@ def test_istft_matches_torch_istft(hop, length):
     ours = istft(spectrum, config, length=length)
     assert ours.shape == expected.shape
     assert torch.allclose(ours, expected, atol=1e-6)
+
+
+
+@pytest.mark.parametrize("hop, win_length, center", [(16, None, False), (48, 100, False), (48, 100, True)])
+def test_istft_matches_librosa_for_uncentred_frames_and_short_windows(hop, win_length, center):
+    """Uncentred Hann frames leave the first and last sample uncovered (torch.istft refuses them); librosa
+    returns zeros there, and the same samples everywhere else."""
+    config = SpectrogramConfig(n_fft=128, hop_length=hop, win_length=win_length, center=center,
+                               n_bins=64, n_frames=64)
+    audio = np.stack([chirp(3000, seed=0), chirp(3000, seed=1)]).astype(np.float64)
+    spectrum = stft(torch.from_numpy(audio), config)
+    ours = istft(spectrum, config, length=3000).numpy()
+    expected = librosa.istft(spectrum.numpy(), n_fft=128, hop_length=hop, win_length=win_length, center=center,
+                             length=3000)
+    np.testing.assert_allclose(ours, expected, atol=1e-9)
+    np.testing.assert_allclose(ours[:, 128:-128], audio[:, 128:-128], atol=1e-9)  # and it inverts stft
+
+
+def test_uncentred_frames_are_librosas_uncentred_stft():
+    config = SpectrogramConfig(n_fft=128, hop_length=16, n_bins=64, n_frames=64, center=False)
+    assert config.segment_length == 63 * 16 + 128  # no padding: the window must cover every frame
+    audio = chirp(2 * config.segment_length)
+    frames = audio_to_frames(audio, config)
+    assert frames.shape == (2, 64, 64)
+    window = audio[config.segment_length :]
+    magnitude = np.abs(librosa.stft(window, n_fft=128, hop_length=16, center=False))
+    assert magnitude.shape == (65, 64)
+    np.testing.assert_allclose(frames[1], normalise(magnitude[:64], config), atol=1e-4)
 
 
 # ---- framing -----------------------------------------------------------------------------------------------------
