@@ -12,7 +12,7 @@ import pytest
 
 from pgsound.cli import main
 from pgsound.errors import MissingFileError, UserError
-from pgsound.sampled_piano import TICKS_PER_SECOND, midi_file, render_notes
+from pgsound.sampled_piano import midi_file, render_notes
 from pgsound.synth_piano import Note, midi_to_hz
 
 RATE = 16000
@@ -61,12 +61,12 @@ def test_a_clip_is_as_long_as_asked_and_seeded():
 def test_the_midi_file_releases_a_key_before_it_strikes_again():
     notes = [Note(60, 0.0, 2.0, 0.5), Note(60, 0.5, 0.25, 1.0), Note(72, 0.25, 5.0, 0.1)]
     song = mido.MidiFile(file=io.BytesIO(midi_file(notes, 1.5, pedal=[(0.1, 0.9)])))
-    t, events = 0, []
-    for message in song.tracks[0]:
+    t, events = 0.0, []
+    for message in song:  # times in seconds, read through the file's own tempo and ticks per beat
         t += message.time
         if message.type in ("note_on", "note_off", "control_change"):
             key = message.control if message.type == "control_change" else message.note
-            events.append((t / TICKS_PER_SECOND, message.type, key))
+            events.append((round(t, 6), message.type, key))
     ons = [(t, n) for t, kind, n in events if kind == "note_on"]
     offs = [(t, n) for t, kind, n in events if kind == "note_off"]
     assert ons == [(0.0, 60), (0.25, 72), (0.5, 60)]
@@ -75,6 +75,14 @@ def test_the_midi_file_releases_a_key_before_it_strikes_again():
     assert [(t, n) for t, kind, n in events if kind == "control_change" and n == 64] == [(0.1, 64), (0.9, 64)]
     velocities = [m.velocity for m in song.tracks[0] if m.type == "note_on"]
     assert velocities == [64, 13, 127]
+
+
+def test_a_note_is_heard_when_it_is_played():
+    clip = render_notes([Note(60, 0.5, 0.5, 0.8)], 1.5, room_level=0)
+    first = np.argmax(np.abs(clip) > 0.01 * np.abs(clip).max()) / 16000
+    assert first == pytest.approx(0.5, abs=0.005)
+    onsets = librosa.onset.onset_detect(y=clip, sr=16000, hop_length=128, units="time")
+    assert len(onsets) == 1 and onsets[0] == pytest.approx(0.5, abs=0.03)
 
 
 def test_a_missing_or_broken_soundfont_is_one_error_naming_it(tmp_path):

@@ -11,12 +11,14 @@ from pgsound.synth_piano import (
     PHRASE_KINDS,
     Note,
     compose_phrase,
+    in_room,
     inharmonicity,
     midi_to_hz,
     partial_frequencies,
     piano_dataset,
     render_notes,
     render_phrase,
+    room_response,
 )
 
 RATE = 16000
@@ -163,3 +165,22 @@ def test_spectral_statistics_by_hand():
     assert compare_spectra(stats, stats)["rms_difference_db"] == 0.0
     with pytest.raises(ValueError, match=r"expected magnitudes \(N, 128, frames\)"):
         spectral_statistics(np.ones((1, 129, 10)), config)
+
+
+@pytest.mark.parametrize("seconds", [0.5, 1.8])
+def test_the_room_has_unit_energy_and_falls_60_db_in_its_stated_time(seconds):
+    """Schroeder's backward integration of the response; the fall from -5 to -25 dB, extrapolated to 60 dB."""
+    response = room_response(16000, np.random.default_rng(0), seconds)
+    assert np.sum(response**2) == pytest.approx(1.0)
+    remaining = np.cumsum(response[::-1] ** 2)[::-1]
+    decay_db = 10 * np.log10(remaining / remaining[0])
+    t5, t25 = np.argmax(decay_db < -5) / 16000, np.argmax(decay_db < -25) / 16000
+    assert 3 * (t25 - t5) == pytest.approx(seconds, rel=0.1)
+
+
+def test_the_room_keeps_a_dry_clip_at_level_0_and_scales_a_loud_one_to_0_9():
+    clip = np.random.default_rng(1).uniform(-0.5, 0.5, 4000).astype(np.float32)
+    np.testing.assert_array_equal(in_room(clip, 16000, np.random.default_rng(0), level=0), clip)
+    loud = in_room(4 * clip, 16000, np.random.default_rng(0), level=0)
+    assert np.abs(loud).max() == pytest.approx(0.9)
+    np.testing.assert_allclose(loud, 4 * clip * (0.9 / np.abs(4 * clip).max()), rtol=1e-6)
