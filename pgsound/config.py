@@ -236,9 +236,12 @@ def all_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
 
 
 def _unknown_key_error(key: str) -> UserError:
+    inside = [k for k in all_keys() if k.startswith(key + ".")]
+    if inside:
+        return UserError(f"{key!r} is a section of the config, not a key: set one of {', '.join(inside)}")
     close = difflib.get_close_matches(key, all_keys(), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; see pgsound/config.py for the valid keys"
-    return UserError(f"unknown config key {key!r}{hint}")
+    hint = f"did you mean {', '.join(close)}?" if close else f"expected one of {', '.join(all_keys())}"
+    return UserError(f"unknown config key {key!r}; {hint}")
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:
@@ -310,7 +313,10 @@ def load_preset(name: str) -> dict[str, Any]:
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """Apply ``key.sub=value`` to a nested mapping; the value is parsed as YAML (``3``, ``1e-3``, ``[4, 8]``)."""
+    """Apply ``key.sub=value`` to a nested mapping; the value is parsed as YAML (``3``, ``1e-3``, ``[4, 8]``).
+
+    A table (``schedule.lr={64: 0.002}``) changes the entries it names and keeps the others; ``{}`` empties it.
+    """
     key, sep, raw = assignment.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -322,10 +328,13 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     for part in parents:
         node = node.setdefault(part, {})
     try:
-        node[leaf] = parse_yaml(raw)
+        value = parse_yaml(raw)
     except yaml.YAMLError as error:
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise UserError(f"override {assignment!r}: the value {raw!r} is not valid YAML ({problem})") from None
+    if isinstance(value, dict) and value and isinstance(node.get(leaf), dict):
+        value = {**node[leaf], **value}
+    node[leaf] = value
 
 
 def resolve_config(preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

@@ -82,14 +82,25 @@ def check_writable(path: str | os.PathLike, option: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{option} {path} is a folder; expected a file name")
-    folder = path.parent
+    _check_nearest_folder(path.parent, path, option)
+    return path
+
+
+def check_writable_folder(path: str | os.PathLike, option: str) -> Path:
+    """Check, before the work, that files can be written in the folder ``path`` (made if missing)."""
+    path = Path(path)
+    _check_nearest_folder(path, path, option)
+    return path
+
+
+def _check_nearest_folder(folder: Path, path: Path, option: str) -> None:
+    """The nearest existing folder at or above ``folder`` must be a folder this process can write in."""
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
         raise UserError(f"{option} {path}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"{option} {path}: the folder {folder} is not writable")
-    return path
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:

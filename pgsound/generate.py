@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from pgsound.errors import UserError
-from pgsound.files import atomic_write
+from pgsound.files import atomic_write, check_writable_folder
 from pgsound.memory import check_pictures_fit
 from pgsound.run_folder import run_of
 from pgsound.runs import TrainedRun, load_generator
@@ -73,6 +73,7 @@ def generate_run(
     shape = level_resolution(phase.level, record.config.base_shape)
     check_pictures_fit(n, (data.channels, *shape), "generate", "--n")  # before any sample or folder
     out = Path(out) if out is not None else run_of(record.checkpoint) / f"generated-seed{seed}"
+    check_writable_folder(out, "the samples folder")  # before any sample is drawn
     rng = torch.Generator().manual_seed(seed)
     latents = torch.randn(n, G.latent_size, generator=rng)
     labels = _labels(n, data.num_labels, label, record.config.conditional)

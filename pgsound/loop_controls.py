@@ -46,7 +46,8 @@ def progress_bar(total_kimg: float, images_shown: int):
     """A text bar in kimg (the widget bar needs ipywidgets and a kernel)."""
     from tqdm import tqdm
 
-    return tqdm(
-        total=round(total_kimg, 3), initial=round(images_shown / 1000, 3), unit="kimg",
+    shown = round(images_shown / 1000, 3)
+    return tqdm(  # tqdm drops a total below the start, which the format below needs
+        total=max(round(total_kimg, 3), shown), initial=shown, unit="kimg",
         bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]",
     )

@@ -244,6 +244,10 @@ OUTPUT_CASES = [
     (["preflight", "--preset", "smoke", "--json", "TAKE"], "expected a .json file"),
     (["generate", "--pretrained", "shapes-cpu", "-o", "TAKE"], "is a file; expected a folder for the samples"),
     (["train", "--preset", "smoke", "--data", "x.h5", "-o", "TAKE"], "is a file; expected a folder for the runs"),
+    (["train", "--preset", "smoke", "--data", "x.h5", "-o", "DIR/take.wav/runs"], "take.wav is a file, not a folder"),
+    (["generate", "--pretrained", "shapes-cpu", "-o", "DIR/take.wav/out"], "take.wav is a file, not a folder"),
+    (["evaluate", "--pretrained", "shapes-cpu", "--metrics", "ms-ssim"], "invalid choice: 'ms-ssim'"),
+    (["dataset", "info", "DIR"], "is a folder; expected a prepared dataset file"),
 ]
 
 
@@ -322,3 +326,61 @@ def test_a_run_whose_log_a_crash_damaged_resumes(tmp_path, capsys):
     line = warnings.formatwarning("x.jsonl: left out", UserWarning, "f.py", 1)
     assert line == "pgsound train: warning: x.jsonl: left out\n"
     assert [r["tick"] for r in read_log(run)] == [1, 2, 3]  # the damaged line is gone from the file too
+
+
+def test_a_metric_that_cannot_measure_the_data_is_refused_before_any_folder(shapes, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    status = cli.main(["train", "--preset", "smoke", "--data", str(shapes), "--out", str(runs),
+                       "--set", "metrics=[audio]", "--set", "metrics_every_ticks=1"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "the 'audio' metrics need spectrogram data" in err, err
+    assert not runs.exists()
+
+
+def test_a_finished_run_resumed_without_kimg_says_how_to_go_on(shapes, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    # trained past its schedule's end with --kimg: a resume without --kimg has nothing to train
+    assert cli.main(["train", "--preset", "smoke", "--data", str(shapes), "--out", str(runs), "--no-progress",
+                     "--set", "schedule.total_kimg=0.016", "--kimg", "0.032"]) == 0
+    run = next(runs.iterdir())
+    stretches = (run / "stretches.jsonl").read_text()
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "0.032 kimg, its schedule's total is 0.016" in err and "--kimg K" in err, err
+    assert (run / "stretches.jsonl").read_text() == stretches  # nothing recorded for a resume that trained nothing
+
+
+def test_the_progress_bar_of_a_run_past_its_total_draws():
+    from pgsound.loop_controls import progress_bar
+
+    bar = progress_bar(0.016, 32)  # tqdm drops a total below the start; the bar's format needs one
+    assert "0.0/0.0 kimg" in str(bar)
+    bar.close()
+
+
+def test_a_preflight_data_shape_too_large_to_make_is_refused_before_making_it(capsys):
+    huge = ["--set", "data_shape=[3,32768,32768]", "--set", "g.fmap_base=1000000", "--set", "d.fmap_base=1000000"]
+    assert cli.main(["preflight", "--preset", "paper", *huge, "--widths", "narrow"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data_shape [3, 32768, 32768]" in err and "random pictures" in err, err
+
+
+def test_a_dataset_that_cannot_be_created_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    import h5py
+
+    def refuse(*args, **kwargs):
+        raise OSError("Unable to synchronously create file (unable to open file: name = '...')")
+
+    monkeypatch.setattr(h5py, "File", refuse)
+    out = tmp_path / "s.h5"
+    assert cli.main(["prepare", "synthetic-shapes", "--count", "8", "--resolution", "8", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{out}: the dataset file cannot be created" in err, err
+
+
+def test_a_config_section_set_as_a_key_names_its_keys(shapes, tmp_path, capsys):
+    assert cli.main(["train", "--preset", "smoke", "--data", str(shapes), "--out", str(tmp_path / "r"),
+                     "--set", "g=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'g' is a section of the config, not a key: set one of g.fmap_base" in err, err

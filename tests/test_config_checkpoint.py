@@ -144,3 +144,10 @@ def test_ema_rampup_caps_the_half_life():
     assert resolve_config("shapes-cpu").ema_rampup == 0.05 and resolve_config("paper").ema_rampup is None
     with pytest.raises(ValueError, match="ema_rampup_from expects one of 'run', 'level', got 'fade'"):
         resolve_config("smoke", ["ema_rampup_from=fade"])
+
+
+def test_a_table_override_changes_the_entries_it_names_and_keeps_the_rest():
+    assert resolve_config("piano-cpu", ["schedule.lr={64: 0.002}"]).schedule.lr == {64: 0.002, 128: 0.001}
+    assert resolve_config("piano-cpu", ["schedule.lr={64: 0.002}", "schedule.lr={128: 0.0005}"]).schedule.lr == {
+        64: 0.002, 128: 0.0005}
+    assert resolve_config("piano-cpu", ["schedule.lr={}"]).schedule.lr == {}

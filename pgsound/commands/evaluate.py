@@ -14,6 +14,7 @@ from pgsound.commands.options import (
     pretrained_or_run,
 )
 from pgsound.errors import UserError
+from pgsound.metrics import METRICS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", help="prepared dataset (default: the one the run was trained on)")
     parser.add_argument("--n", type=integer(2, 1 << 20), default=4096,
                         help="images per side (default 4096; the paper used 16384)")
-    parser.add_argument("--metrics", nargs="+", help="which metrics: swd, ms_ssim, ndb, audio, notes (default: all "
-                        "that apply to the data except notes, which decodes every picture to sound)")
+    parser.add_argument("--metrics", nargs="+", choices=METRICS, metavar="METRIC",
+                        help=f"which metrics: {', '.join(METRICS)} (default: all that apply to the data except "
+                        "notes, which decodes every picture to sound)")
     parser.add_argument("--ndb-bins", type=integer(2, 1 << 16),
                         help="NDB's number of bins (default: one per 10 reals, at most "
                         "50, as GANSynth used)")
@@ -46,11 +48,19 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.commands.prepare import regenerate_pretrained_data
     from pgsound.errors import CommandError
     from pgsound.evaluate import evaluate_run
-    from pgsound.files import atomic_write
+    from pgsound.files import atomic_write, check_writable_folder
+    from pgsound.run_folder import run_of
 
     run, data = pretrained_or_run(args), args.data
+    folder = Path(".") if args.pretrained else Path(run) if Path(run).is_dir() else run_of(run)
     if args.json_path:
         check_output(args.json_path, "--json", "the metrics", suffixes=(".json",), inputs=[run, data])
+    elif args.pretrained or Path(run).exists():  # the default file goes in the run folder (or here), checked
+        # before minutes of work; a missing run is evaluate_run's error
+        try:
+            check_writable_folder(folder, "the metrics file's folder")
+        except UserError as error:
+            raise CommandError(f"{error}; pass --json PATH") from None
     if args.pretrained and data is None:
         data = Path(f"{args.pretrained}-data.h5")
         if data.exists():
@@ -67,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['checkpoint']}  ({result['kimg']:.1f} kimg, level {result['level']}, {args.n} images per side)")
     for key, value in result["metrics"].items():
         print(f"  {key:<{width}}  {value:.4f}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
-    folder = Path(".") if args.pretrained else Path(result["run_dir"])  # not inside the installed package
+    if not args.pretrained:  # not inside the installed package
+        folder = Path(result["run_dir"])
     default = folder / f"metrics-{args.pretrained + '-' if args.pretrained else ''}{int(result['kimg']):06d}kimg.json"
     path = Path(args.json_path) if args.json_path else default
     with atomic_write(path) as temp:

@@ -164,7 +164,7 @@ def check_output(out: str | os.PathLike, option: str, writes: str, *, suffixes: 
     input folder: an output inside that folder with one of them would become (or replace) an input.
     ``folder``: the output is a folder, so an existing file there is refused. Creates nothing.
     """
-    from pgsound.files import check_writable
+    from pgsound.files import check_writable, check_writable_folder
 
     path = Path(out)
     if not folder and path.is_dir():
@@ -183,5 +183,5 @@ def check_output(out: str | os.PathLike, option: str, writes: str, *, suffixes: 
     if folder:
         if path.exists() and not path.is_dir():
             raise UserError(f"{option} {path} is a file; expected a folder for {writes}")
-        return path
+        return check_writable_folder(path, option)
     return check_writable(path, option)

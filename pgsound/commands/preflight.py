@@ -41,10 +41,14 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
+    import torch
+
     from pgsound.config import resolve_config
     from pgsound.datasets import ArrayDataset, open_dataset
     from pgsound.errors import CommandError
     from pgsound.files import atomic_write
+    from pgsound.memory import device_memory, format_bytes
+    from pgsound.plan import check_run
     from pgsound.preflight import preflight
 
     if args.json_path:
@@ -61,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
         # The shape matters, not the content: a few pictures, which the loader reuses for larger minibatches.
         count = min(max([config.schedule.minibatch_default, *config.schedule.minibatch.values()]), 16)
         labels = 10 if config.conditional else 0
+        check_run(config, (height, width), channels, labels, args.nproc)  # the shape, before making pictures
+        picture_bytes = count * channels * height * width * 4 * 4 // 3  # float32, with the smaller levels
+        memory = device_memory(torch.device("cpu"))
+        if memory is not None and picture_bytes > memory[0] // 2:
+            raise CommandError(f"data_shape {list(config.data_shape)}: {count} random pictures of that size take "
+                               f"{format_bytes(picture_bytes)}, more than half of {memory[1]} "
+                               f"({format_bytes(memory[0])}): check data_shape, or pass --data FILE")
         dataset = ArrayDataset.random(count, channels, (height, width), num_labels=labels, seed=config.seed)
         source = f"{count} random pictures of {channels}x{height}x{width}"
     print(f"preflight of {args.preset} ({args.widths} widths, {args.nproc} process(es)) on {source}", flush=True)

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.device import configure_process
     from pgsound.distributed import init_from_environment
     from pgsound.errors import CommandError
+    from pgsound.metrics import check_metrics_apply
     from pgsound.run_folder import CONFIG, RunWriteError, new_run_dir, read_checkpoint, run_of
     from pgsound.runs import DataSpec
     from pgsound.trainer import TrainingDiverged, new_state, resume_state, train
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("a new run needs --preset and --data (or --resume RUN)")
         config = resolve_config(args.preset, args.overrides)
         dataset = open_dataset(args.data)
+        if config.metrics and config.metrics_every_ticks:  # train() checks too: here, before the run folder
+            check_metrics_apply(config.metrics, dataset.channels, dataset.metadata)
         state = new_state(config, dataset, device=device, group=group)  # checks the config against the data
         run_dir = new_run_dir(args.out, args.preset) if group.is_main else None
         if run_dir is not None:
@@ -75,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
     if args.kimg is not None and args.kimg * 1000 <= state.images_shown:
         raise CommandError(f"--kimg {args.kimg:g} is not past the {state.images_shown / 1000:g} kimg already "
                            f"shown: nothing to train")
+    if args.kimg is None and state.images_shown >= round(1000 * state.config.schedule.total_kimg):
+        raise CommandError(f"{args.resume} has shown {state.images_shown / 1000:g} kimg, its schedule's total is "
+                           f"{state.config.schedule.total_kimg:g}: nothing to train; pass --kimg K to train on")
     resume = f"pgsound train --resume {run_dir}"
     try:
         result = train(state.config, dataset, run_dir, state=state, stop_kimg=args.kimg,

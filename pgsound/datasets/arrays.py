@@ -48,7 +48,7 @@ class ArrayDataset:
     ) -> ArrayDataset:
         """Uniform noise pictures in [-1, 1] (and uniform labels): the shape of a dataset, not its content."""
         rng = np.random.default_rng(seed)
-        images = rng.uniform(-1.0, 1.0, size=(count, channels, *resolution)).astype(np.float32)
+        images = rng.random((count, channels, *resolution), dtype=np.float32) * 2 - 1
         labels = rng.integers(0, num_labels, size=count) if num_labels else None
         metadata = {"source": "random pictures", "count": count}
         return cls(images, labels, metadata, num_labels=num_labels)

@@ -100,6 +100,8 @@ class PreparedDataset:
             partial = self.path.with_name(f".{self.path.name}.partial")
             hint = " (an interrupted preparation left a partial file; run it again)" if partial.exists() else ""
             raise MissingFileError(f"no dataset at {self.path}{hint}")
+        if self.path.is_dir():
+            raise DatasetError(f"{self.path} is a folder; expected a prepared dataset file (.h5)")
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as error:

@@ -81,8 +81,11 @@ class DatasetWriter:
         self._file: h5py.File | None = None
 
     def __enter__(self) -> DatasetWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = h5py.File(self.tmp_path, "w")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = h5py.File(self.tmp_path, "w")
+        except OSError as error:  # h5py's errors name no file: this one names the output
+            raise DatasetError(f"{self.path}: the dataset file cannot be created ({one_line(error)})") from None
         for h, w in self.shapes:
             self._file.create_dataset(
                 f"data{h}x{w}", shape=(0, self.channels, h, w), maxshape=(None, self.channels, h, w),

@@ -53,7 +53,19 @@ def default_metrics(num_images: int, metadata: dict[str, Any] | None = None) -> 
     return chosen
 
 
-def _audio_settings(reals: torch.Tensor, metadata: dict[str, Any] | None) -> dict[str, Any]:
+def check_metrics_apply(metrics: list[str] | tuple[str, ...], channels: int, metadata: dict[str, Any] | None) -> None:
+    """Refuse, naming the metric and what the data lacks, metrics that cannot measure this data: what a run's
+    ``metrics`` setting is checked with before its first step."""
+    unknown = [name for name in metrics if name not in METRICS]
+    if unknown:
+        raise UserError(f"unknown metric(s) {unknown}; known: {list(METRICS)}")
+    if "audio" in metrics:
+        _audio_settings(channels, metadata)
+    if "notes" in metrics:
+        _notes_settings(metadata)
+
+
+def _audio_settings(channels: int, metadata: dict[str, Any] | None) -> dict[str, Any]:
     """The spectrogram settings the ``audio`` metrics decode with; an error names what the data lacks."""
     settings = (metadata or {}).get("spectrogram")
     if not settings:
@@ -64,8 +76,8 @@ def _audio_settings(reals: torch.Tensor, metadata: dict[str, Any] | None) -> dic
         raise UserError(f"the 'audio' metrics read log-magnitude pictures of linear frequency bins; this data is "
                         f"{representation!r} (pgsound.metrics.audio.audio_distances compares representations "
                         f"through their sound, chapter 11)")
-    if reals.shape[1] != 1:
-        raise UserError(f"the 'audio' metrics need one-channel spectrograms, got {reals.shape[1]} channels")
+    if channels != 1:
+        raise UserError(f"the 'audio' metrics need one-channel spectrograms, got {channels} channels")
     return settings
 
 
@@ -82,7 +94,7 @@ def notes_apply(metadata: dict[str, Any] | None) -> bool:
     return config.sample_rate == SAMPLE_RATE and config.segment_length >= MIN_SAMPLES
 
 
-def _notes_settings(reals: torch.Tensor, metadata: dict[str, Any] | None) -> tuple[Any, str]:
+def _notes_settings(metadata: dict[str, Any] | None) -> tuple[Any, str]:
     """The spectrogram settings and representation that the ``notes`` metrics decode with, checked."""
     from pgsound.metrics.audio import as_config
     from pgsound.metrics.notes import MIN_SAMPLES
@@ -142,13 +154,11 @@ def evaluate_metrics(
         raise UserError(f"metrics need at least 2 images per side, got {len(reals)} reals and {len(fakes)} fakes")
     reals, fakes = reals[:count], fakes[:count]
     chosen = list(metrics) if metrics else default_metrics(count, metadata)
-    unknown = [name for name in chosen if name not in METRICS]
-    if unknown:
-        raise UserError(f"unknown metric(s) {unknown}; known: {list(METRICS)}")
-    if "audio" in chosen:  # before any metric is computed, so that none is lost to the error
-        settings = _audio_settings(reals, metadata)
+    check_metrics_apply(chosen, reals.shape[1], metadata)  # before any metric is computed: none is lost
+    if "audio" in chosen:
+        settings = _audio_settings(reals.shape[1], metadata)
     if "notes" in chosen:
-        notes_config, representation = _notes_settings(reals, metadata)
+        notes_config, representation = _notes_settings(metadata)
     options = options or {}
     bins = options.get("ndb", {}).get("num_bins")
     if "ndb" in chosen and bins is not None:
