@@ -315,7 +315,7 @@ def load_preset(name: str) -> dict[str, Any]:
 def apply_override(data: dict[str, Any], assignment: str) -> None:
     """Apply ``key.sub=value`` to a nested mapping; the value is parsed as YAML (``3``, ``1e-3``, ``[4, 8]``).
 
-    A table (``schedule.lr={64: 0.002}``) changes the entries it names and keeps the others; ``{}`` empties it.
+    A table (``schedule.lr={64: 0.002, 128: 0.001}``) replaces the preset's whole table.
     """
     key, sep, raw = assignment.partition("=")
     key = key.strip()
@@ -328,13 +328,10 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     for part in parents:
         node = node.setdefault(part, {})
     try:
-        value = parse_yaml(raw)
+        node[leaf] = parse_yaml(raw)
     except yaml.YAMLError as error:
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise UserError(f"override {assignment!r}: the value {raw!r} is not valid YAML ({problem})") from None
-    if isinstance(value, dict) and value and isinstance(node.get(leaf), dict):
-        value = {**node[leaf], **value}
-    node[leaf] = value
 
 
 def resolve_config(preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

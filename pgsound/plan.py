@@ -101,10 +101,14 @@ def check_run(
     try:
         schedule = run_schedule(config, (height, width))
     except ValueError:
+        new_base = suggest_base((height, width))
+        tables = "".join(f" --set 'schedule.{name}={table}'" for name, table in
+                         rekeyed_tables(config, new_base, (height, width)).items())
         raise PlanError(
             f"data of {height}x{width} cannot be grown to from base_shape {list(base)}: each level doubles both "
             f"sides, so the data must be the base doubled a whole number of times: set base_shape="
-            f"{list(suggest_base((height, width)))} for this data, or prepare the data at another size"
+            f"{list(new_base)} for this data{' (with' + tables + ')' if tables else ''}, or prepare the data at "
+            f"another size"
         ) from None
     num_levels = schedule.num_levels
     if config.schedule.fixed_level is not None and config.schedule.fixed_level >= num_levels:
@@ -140,6 +144,31 @@ def _check_process_split(config: TrainConfig, plans: list[LevelPlan], nproc: int
         f"minibatch {listed} {verb} not split across {nproc} processes: make each a multiple of {nproc} in "
         f"schedule.minibatch (for example --set 'schedule.minibatch={example}')"
     )
+
+
+def rekeyed_tables(config: TrainConfig, base: tuple[int, int], resolution: tuple[int, int]) -> dict[str, dict]:
+    """The schedule's per-resolution tables keyed by the levels of data of ``resolution`` grown from ``base``.
+
+    An entry keeps its place below the top: the preset's key for half its data's size becomes half the new
+    size (by level from the base where the preset names no data shape). Entries with no such level go.
+    """
+    top = max(resolution)
+    sides = [max(base) * 2**level for level in range(16) if max(base) * 2**level <= top]
+    old_top = max(config.data_shape[1:]) if config.data_shape else None
+    tables = {}
+    for name in ("minibatch", "lr", "tick_kimg"):
+        table = getattr(config.schedule, name)
+        moved = {}
+        for key, value in table.items():
+            if old_top:
+                side = top * key // old_top if (top * key) % old_top == 0 else None
+            else:
+                side = max(base) * key // max(config.base_shape)
+            if side in sides:
+                moved[side] = value
+        if table:
+            tables[name] = moved
+    return tables
 
 
 def suggest_base(resolution: tuple[int, int]) -> tuple[int, int]:

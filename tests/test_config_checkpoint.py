@@ -146,8 +146,7 @@ def test_ema_rampup_caps_the_half_life():
         resolve_config("smoke", ["ema_rampup_from=fade"])
 
 
-def test_a_table_override_changes_the_entries_it_names_and_keeps_the_rest():
-    assert resolve_config("piano-cpu", ["schedule.lr={64: 0.002}"]).schedule.lr == {64: 0.002, 128: 0.001}
-    assert resolve_config("piano-cpu", ["schedule.lr={64: 0.002}", "schedule.lr={128: 0.0005}"]).schedule.lr == {
-        64: 0.002, 128: 0.0005}
+def test_a_table_override_replaces_the_whole_table():
+    assert resolve_config("piano-cpu").schedule.lr == {64: 0.003, 128: 0.001}
+    assert resolve_config("piano-cpu", ["schedule.lr={64: 0.002}"]).schedule.lr == {64: 0.002}
     assert resolve_config("piano-cpu", ["schedule.lr={}"]).schedule.lr == {}

@@ -49,6 +49,16 @@ def test_the_suggested_base_shape_trains(data, tmp_path, capsys):
     assert cli.main(train(data["odd"], tmp_path / "runs", suggested)) == 0
 
 
+def test_the_suggested_base_shape_with_its_tables_trains(data, tmp_path, capsys):
+    """A preset's per-resolution tables keyed by its own sizes: the suggestion rekeys them for the new base."""
+    tables = ["schedule.lr={16: 0.003, 32: 0.001}", "schedule.minibatch={32: 4}"]
+    err = error_of(train(data["odd"], tmp_path / "runs", *tables), capsys)
+    base = re.search(r"set (base_shape=\[\d+, \d+\])", err).group(1).replace(" ", "")
+    rekeyed = re.findall(r"--set '([^']+)'", err)
+    assert rekeyed == ["schedule.minibatch={5: 4}", "schedule.lr={5: 0.001}"], err  # 32 (the top) becomes 5
+    assert cli.main(train(data["odd"], tmp_path / "runs", *tables, base, *rekeyed)) == 0
+
+
 def test_the_suggested_fmap_base_trains(data, tmp_path, capsys):
     err = error_of(train(data["shapes"], tmp_path / "runs", "g.fmap_base=2", "g.fmap_max=512"), capsys)
     need = re.search(r"set g\.fmap_base to at least (\d+)", err).group(1)
