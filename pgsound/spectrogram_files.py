@@ -108,7 +108,7 @@ def write_npy(handle: Any, frames: np.ndarray) -> None:
 def _from_metadata(frames: np.ndarray, metadata: dict[str, Any], where: str) -> SpectrogramFile:
     if metadata.get("format") != PICTURE_FORMAT or "spectrogram" not in metadata:
         raise UserError(f"{where}: not pgsound spectrogram settings (format {metadata.get('format')!r})")
-    config = SpectrogramConfig.from_dict(metadata["spectrogram"])
+    config = _geometry(metadata["spectrogram"], where)
     if frames.shape[1:] != config.shape:
         raise UserError(f"{where}: pictures of shape {frames.shape[1:]} do not match the settings {config.shape}")
     return SpectrogramFile(frames, config, metadata.get("samples"), metadata.get("source"))
@@ -152,7 +152,7 @@ def load_spectrogram(path: str | os.PathLike) -> SpectrogramFile:
     if not isinstance(metadata.get("spectrogram"), dict):
         raise UserError(f"{path}: its pgsound settings hold no spectrogram geometry; write it with "
                         f"`pgsound spectrogram`")
-    config = SpectrogramConfig.from_dict(metadata["spectrogram"])
+    config = _geometry(metadata["spectrogram"], str(path))
     count = int(metadata.get("pictures", 0))
     if pixels.dtype != np.uint16 or pixels.shape != (config.n_bins, count * config.n_frames):
         raise UserError(
@@ -162,6 +162,21 @@ def load_spectrogram(path: str | os.PathLike) -> SpectrogramFile:
     strip = pixels[::-1].astype(np.float32) / 32767.5 - 1.0
     frames = np.stack(np.split(strip, count, axis=1))
     return _from_metadata(frames, metadata, str(path))
+
+
+GEOMETRY_KEYS = ("sample_rate", "n_fft", "hop_length", "n_bins", "n_frames")  # without them the sound is wrong
+
+
+def _geometry(settings: Any, where: str) -> SpectrogramConfig:
+    """The spectrogram settings stored with a picture, checked; an error names the file."""
+    missing = [key for key in GEOMETRY_KEYS if key not in settings] if isinstance(settings, dict) else GEOMETRY_KEYS
+    if missing:
+        raise UserError(f"{where}: the spectrogram settings lack {', '.join(missing)}; write the picture with "
+                        f"`pgsound spectrogram`")
+    try:
+        return SpectrogramConfig.from_dict(settings)
+    except (UserError, TypeError, ValueError) as error:
+        raise UserError(f"{where}: {error}") from None
 
 
 def _settings(text: str, where: Path) -> dict:

@@ -94,3 +94,24 @@ def test_errors_name_the_file(tmp_path, recording, capsys):
     assert main(["spectrogram", str(short), "-o", str(tmp_path / "x.png")]) == 2
     assert "too short for one consecutive piece" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "x.wav").exists()
+
+
+def test_a_damaged_sidecar_is_one_error_naming_it(tmp_path, recording, capsys):
+    import json
+
+    path, _ = recording
+    out = tmp_path / "piano.png"
+    assert main(["spectrogram", str(path), "-o", str(out), "--npy", *SIZE]) == 0
+    sidecar = tmp_path / "piano.json"
+    settings = json.loads(sidecar.read_text())
+    settings["spectrogram"]["n_fft"] = -4
+    sidecar.write_text(json.dumps(settings))
+    capsys.readouterr()
+    assert main(["invert", str(tmp_path / "piano.npy"), "-o", str(tmp_path / "x.wav")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "piano.json: " in err and "n_fft" in err, err
+    del settings["spectrogram"]["n_fft"]  # a default would give the wrong sound: refused, not guessed
+    sidecar.write_text(json.dumps(settings))
+    assert main(["invert", str(tmp_path / "piano.npy"), "-o", str(tmp_path / "x.wav")]) == 2
+    assert "piano.json: the spectrogram settings lack n_fft" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
