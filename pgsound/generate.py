@@ -81,6 +81,7 @@ def generate_run(
     cols = min(n, 8)
     grid = (-(-n // cols), cols)
     written: dict[str, list[Path]] = {"grid": [], "images": [], "audio": [], "interpolation": []}
+    _clear_earlier_set(out)
     files = write_sample_set(images, out, "samples", data.metadata, grid=grid, singles=True, n_iter=n_iter,
                              audio_count=n)
     _sort_files(files, written, "samples")
@@ -94,6 +95,17 @@ def generate_run(
                              n_iter=n_iter, concatenate_audio=True)
     written["interpolation"] = files
     return written
+
+
+def _clear_earlier_set(folder: Path) -> None:
+    """Remove what an earlier ``generate`` wrote here (its ``samples.json`` says it did), so that a smaller
+    ``--n`` or another run leaves no stale samples beside the new ones; other files stay."""
+    if not (folder / "samples.json").is_file():
+        return
+    for pattern in ("samples.json", "samples.png", "samples-[0-9][0-9]*.png", "samples-[0-9][0-9]*.wav",
+                    "interpolation.png", "interpolation.wav"):
+        for path in folder.glob(pattern):
+            path.unlink()
 
 
 def _write_index(path: Path, record: TrainedRun, seed: int, n: int, labels: torch.Tensor | None,

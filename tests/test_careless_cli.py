@@ -288,6 +288,17 @@ def test_what_generate_writes_invert_reads(tmp_path, capsys):
         assert wav.stat().st_size > 44
 
 
+def test_generate_again_into_its_folder_leaves_no_stale_samples(tmp_path):
+    out = tmp_path / "gen"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert cli.main(["generate", "--pretrained", "piano-cpu", "--n", "3", "--griffin-lim-iters", "1",
+                     "-o", str(out)]) == 0
+    assert cli.main(["generate", "--pretrained", "shapes-cpu", "--n", "1", "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "interpolation.png", "notes.txt", "samples-00.png", "samples.json", "samples.png"]
+
+
 def test_generate_and_evaluate_refuse_pictures_that_cannot_fit(tmp_path, capsys, monkeypatch):
     import pgsound.memory
 
