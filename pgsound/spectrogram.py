@@ -230,10 +230,12 @@ def _overlap_add_istft(
     batch, frames = flat.shape[0], flat.shape[-1]
     chunks = -(-n_fft // hop)
     tail = chunks * hop - n_fft  # zeros that make a frame whole chunks
-    frame_audio = torch.fft.irfft(flat.transpose(-1, -2), n=n_fft, dim=-1) * window
-    pieces = torch.nn.functional.pad(frame_audio, (0, tail)).reshape(batch, frames, chunks, hop)
-    squares = torch.nn.functional.pad(window * window, (0, tail)).reshape(1, 1, chunks, hop)
-    squares = squares.expand(1, frames, chunks, hop)
+    pieces = torch.fft.irfft(flat.transpose(-1, -2), n=n_fft, dim=-1) * window
+    squares = window * window
+    if tail:  # a copy only where the hop does not divide n_fft: Griffin-Lim calls this every iteration
+        pieces, squares = (torch.nn.functional.pad(x, (0, tail)) for x in (pieces, squares))
+    pieces = pieces.reshape(batch, frames, chunks, hop)
+    squares = squares.reshape(1, 1, chunks, hop).expand(1, frames, chunks, hop)
     audio = pieces.new_zeros(batch, frames + chunks - 1, hop)
     envelope = pieces.new_zeros(1, frames + chunks - 1, hop)
     for k in range(chunks):

@@ -82,7 +82,7 @@ def test_a_set_missing_a_mode_is_flagged():
 def test_large_images_are_pooled_and_bad_input_is_clear():
     reals = torch.rand(400, 1, 64, 128) * 2 - 1
     values, on_fakes, _ = N.ndb(reals, reals.flip(0), num_bins=10, return_results=True)
-    assert 0.0 <= values["ndb_k"] <= 1.0
+    assert values["ndb_k"] <= 0.2  # the same pictures in another order: few bins, if any, differ
     assert on_fakes.centres.shape == (10, 1, 32, 32) == (10, *N.pooled_shape(reals.shape))
     assert N.pooled_shape((5, 40, 20), max_side=16) == (1, 16, 16)
     with pytest.raises(ValueError, match="one shape"):

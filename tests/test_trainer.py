@@ -69,6 +69,11 @@ def test_growth_reaches_every_level_and_logs(shapes_file, tmp_path):
 
     log = read_log(tmp_path / "run")
     assert len(log) == len(reports) and log[-1]["level"] == 2
+    schedule = new_state(config, open_shapes(shapes_file)).schedule
+    for record in log:  # each tick logs the phase of its last step
+        last = schedule.phase(round(record["kimg"] * 1000) - record["batch"])
+        assert (record["level"], record["alpha"], record["batch"], record["lr"]) == (
+            last.level, pytest.approx(last.alpha), last.batch_size, pytest.approx(last.lr))
     assert {"kimg", "level", "alpha", "batch", "loss_d", "loss_g", "penalty", "sec_per_kimg"} <= set(log[-1])
     assert (tmp_path / "run" / "samples" / "reals.png").exists()
     assert list((tmp_path / "run" / "samples").glob("fakes*.png"))
