@@ -313,6 +313,28 @@ def test_generate_and_evaluate_refuse_pictures_that_cannot_fit(tmp_path, capsys,
     assert not [p for p in tmp_path.iterdir() if p.suffix != ".h5"]  # only the recipe's data was made
 
 
+def test_evaluate_pretrained_in_an_unwritable_folder_names_what_it_would_write(tmp_path, capsys, monkeypatch):
+    """A shipped run is measured here: its regenerated data and its metrics file need this folder, not -o."""
+    import os
+
+    import pgsound.files
+
+    here = tmp_path / "read-only"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    real_access = os.access
+    monkeypatch.setattr(pgsound.files.os, "access",
+                        lambda path, mode: Path(path).resolve() != here.resolve() and real_access(path, mode))
+    assert cli.main(["evaluate", "--pretrained", "shapes-cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"the metrics file's folder {here}" in err and "pass --json PATH" in err, err
+    assert cli.main(["evaluate", "--pretrained", "shapes-cpu", "--json", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and " -o " not in err, err
+    assert f"the regenerated data {here / 'shapes-cpu-data.h5'}: the folder {here} is not writable" in err, err
+    assert "pass --data PATH" in err and not list(here.iterdir())
+
+
 def test_a_run_whose_log_a_crash_damaged_resumes(tmp_path, capsys):
     """A half-written line at the end of log.jsonl or stretches.jsonl: one warning line, and the run goes on."""
     from pgsound.datasets import prepare_synthetic_shapes

@@ -83,6 +83,19 @@ def test_prepare_refuses_sizes_that_cannot_work(tmp_path, capsys):
         assert expected in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags, expected", [
+    (["--n-fft", "16"], "--hop 128 exceeds the window length 16: the STFT would not be invertible "
+                        "(from --size 512x512, --n-fft 16, --hop 128)"),
+    (["--size", "64x64", "--n-fft", "64"], "the bin count of --size 64 exceeds the 33 bins of --n-fft=64"),
+])
+def test_a_geometry_that_cannot_work_names_the_flags_not_the_fields(flags, expected, tmp_path, capsys):
+    out = tmp_path / "x.png"
+    assert cli.main(["spectrogram", str(tmp_path / "missing.wav"), "-o", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "hop_length" not in err and "n_bins" not in err
+    assert not out.exists()
+
+
 def test_a_run_stopped_by_sigterm_exits_143_not_0(tmp_path, capsys, monkeypatch):
     """A batch scheduler reads the exit status: a run stopped early by SIGTERM must not look finished."""
     import os

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.run_folder import run_of
 
     run, data = pretrained_or_run(args), args.data
-    folder = Path(".") if args.pretrained else Path(run) if Path(run).is_dir() else run_of(run)
+    # The default metrics file goes in the run folder; a shipped run's, and its regenerated data, go here.
+    folder = Path.cwd() if args.pretrained else Path(run) if Path(run).is_dir() else run_of(run)
     if args.json_path:
         check_output(args.json_path, "--json", "the metrics", suffixes=(".json",), inputs=[run, data])
     elif args.pretrained or Path(run).exists():  # the default file goes in the run folder (or here), checked
@@ -66,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
         if data.exists():
             check_recipe_data(args.pretrained, run, data)
         else:
+            try:
+                check_writable_folder(folder / data, "the regenerated data")
+            except UserError as error:
+                raise CommandError(f"{error}; run it from a writable folder, or pass --data PATH") from None
             print(f"regenerating the data of {args.pretrained} from its manifest into {data}")
             regenerate_pretrained_data(args.pretrained, data)
     options = {"ndb": {"num_bins": args.ndb_bins}} if args.ndb_bins else None
@@ -77,8 +82,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['checkpoint']}  ({result['kimg']:.1f} kimg, level {result['level']}, {args.n} images per side)")
     for key, value in result["metrics"].items():
         print(f"  {key:<{width}}  {value:.4f}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
-    if not args.pretrained:  # not inside the installed package
-        folder = Path(result["run_dir"])
     default = folder / f"metrics-{args.pretrained + '-' if args.pretrained else ''}{int(result['kimg']):06d}kimg.json"
     path = Path(args.json_path) if args.json_path else default
     with atomic_write(path) as temp:

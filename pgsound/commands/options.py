@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -130,7 +131,15 @@ def spectrogram_config(args: argparse.Namespace):
         raise UserError(f"--size must have at least one bin and one frame, got {args.size!r}")
     hop = args.hop if args.hop is not None else min(128, bins)
     n_fft = args.n_fft if args.n_fft is not None else 2 * bins
-    return SpectrogramConfig(n_fft=n_fft, hop_length=hop, n_bins=bins, n_frames=frames, framing=args.framing)
+    try:
+        return SpectrogramConfig(n_fft=n_fft, hop_length=hop, n_bins=bins, n_frames=frames, framing=args.framing)
+    except UserError as error:  # the settings' reason, in the words of the flags the user typed (or left out)
+        reason = re.sub(r"\b(n_fft|hop_length|n_bins)\b", lambda m: _GEOMETRY_FLAGS[m.group()],
+                        str(error).removeprefix("SpectrogramConfig: "))
+        raise UserError(f"{reason} (from --size {args.size}, --n-fft {n_fft}, --hop {hop})") from None
+
+
+_GEOMETRY_FLAGS = {"n_fft": "--n-fft", "hop_length": "--hop", "n_bins": "the bin count of --size"}
 
 
 def add_run_options(parser: argparse.ArgumentParser, pretrained_help: str) -> None:
