@@ -23,6 +23,7 @@ from pgsound.device import default_device
 from pgsound.distributed import ProcessGroup
 from pgsound.ema import make_ema
 from pgsound.memory import check_fits
+from pgsound.metrics import check_metrics_apply
 from pgsound.plan import check_run
 from pgsound.run_folder import SavedCheckpoint, read_checkpoint
 from pgsound.runs import DataSpec, build_networks, load_into
@@ -109,12 +110,15 @@ def new_state(
 ) -> TrainState:
     """A fresh run's state: networks initialised from the config's seed, Adam, seeded random streams.
 
-    What arithmetic can tell (minibatch splits, widths, data shape) fails here, not hours into a run.
+    What arithmetic can tell (minibatch splits, widths, data shape, metrics the data cannot feed) fails here,
+    not hours into a run.
     """
     group = group or ProcessGroup()
     device = torch.device(device) if device is not None else default_device()
     check_run(config, tuple(dataset.resolution), dataset.channels, dataset.num_labels, group.world_size)
     check_fits(config, dataset, device, group.world_size)  # a step that cannot fit, refused before allocating
+    if config.metrics and config.metrics_every_ticks:  # refused now, not after the first tick's training
+        check_metrics_apply(config.metrics, dataset.channels, dataset.metadata)
     # The initial weights come from the config's seed, without touching the process's generator.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)

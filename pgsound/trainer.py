@@ -33,7 +33,6 @@ from pgsound.ema import ema_beta_at, update_ema
 from pgsound.evaluate import evaluate_generator
 from pgsound.loop_controls import progress_bar, stop_on_signals
 from pgsound.loss import discriminator_loss, generator_loss
-from pgsound.metrics import check_metrics_apply
 from pgsound.networks import Alpha
 from pgsound.run_folder import RunWriteError
 from pgsound.run_outputs import OpenRun, open_run, save_state, write_fakes
@@ -214,8 +213,6 @@ def train(
     elif device is not None or group is not None:
         raise ValueError("train(state=...) continues a state on its own device and process group: leave out "
                          "device and group")
-    if config.metrics and config.metrics_every_ticks:  # refused now, not after the first tick's training
-        check_metrics_apply(config.metrics, dataset.channels, dataset.metadata)
     main = state.group.is_main
     total_kimg = config.schedule.total_kimg if stop_kimg is None else stop_kimg
     total_images = round(total_kimg * 1000)

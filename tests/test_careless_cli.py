@@ -370,6 +370,18 @@ def test_a_metric_that_cannot_measure_the_data_is_refused_before_any_folder(shap
     assert not runs.exists()
 
 
+def test_a_metric_that_cannot_measure_the_data_is_refused_by_the_api_before_a_step(shapes, monkeypatch):
+    import pgsound.trainer as trainer_module
+    from pgsound.config import resolve_config
+    from pgsound.datasets import open_dataset
+    from pgsound.errors import UserError
+
+    monkeypatch.setattr(trainer_module, "train_step", lambda state: pytest.fail("a step was taken"))
+    config = resolve_config("smoke", ["metrics=[notes]", "metrics_every_ticks=1"])
+    with pytest.raises(UserError, match="the 'notes' metrics need spectrogram data"):
+        trainer_module.train(config, open_dataset(shapes), None, progress=False)
+
+
 def test_a_finished_run_resumed_without_kimg_says_how_to_go_on(shapes, tmp_path, capsys):
     runs = tmp_path / "runs"
     # trained past its schedule's end with --kimg: a resume without --kimg has nothing to train

@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.device import configure_process
     from pgsound.distributed import init_from_environment
     from pgsound.errors import CommandError
-    from pgsound.metrics import check_metrics_apply
     from pgsound.run_folder import CONFIG, RunWriteError, new_run_dir, read_checkpoint, run_of
     from pgsound.runs import DataSpec
     from pgsound.trainer import TrainingDiverged, new_state, resume_state, train
@@ -68,8 +67,6 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("a new run needs --preset and --data (or --resume RUN)")
         config = resolve_config(args.preset, args.overrides)
         dataset = open_dataset(args.data)
-        if config.metrics and config.metrics_every_ticks:  # train() checks too: here, before the run folder
-            check_metrics_apply(config.metrics, dataset.channels, dataset.metadata)
         state = new_state(config, dataset, device=device, group=group)  # checks the config against the data
         run_dir = new_run_dir(args.out, args.preset) if group.is_main else None
         if run_dir is not None:

@@ -53,16 +53,21 @@ def default_metrics(num_images: int, metadata: dict[str, Any] | None = None) -> 
     return chosen
 
 
-def check_metrics_apply(metrics: list[str] | tuple[str, ...], channels: int, metadata: dict[str, Any] | None) -> None:
+def check_metrics_apply(
+    metrics: list[str] | tuple[str, ...], channels: int, metadata: dict[str, Any] | None
+) -> dict[str, Any]:
     """Refuse, naming the metric and what the data lacks, metrics that cannot measure this data: what a run's
-    ``metrics`` setting is checked with before its first step."""
+    ``metrics`` setting is checked with before its first step. Returns what the sound metrics decode with:
+    ``{"audio": spectrogram settings, "notes": (SpectrogramConfig, representation)}``, for those chosen."""
     unknown = [name for name in metrics if name not in METRICS]
     if unknown:
         raise UserError(f"unknown metric(s) {unknown}; known: {list(METRICS)}")
+    settings: dict[str, Any] = {}
     if "audio" in metrics:
-        _audio_settings(channels, metadata)
+        settings["audio"] = _audio_settings(channels, metadata)
     if "notes" in metrics:
-        _notes_settings(metadata)
+        settings["notes"] = _notes_settings(metadata)
+    return settings
 
 
 def _audio_settings(channels: int, metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -154,11 +159,7 @@ def evaluate_metrics(
         raise UserError(f"metrics need at least 2 images per side, got {len(reals)} reals and {len(fakes)} fakes")
     reals, fakes = reals[:count], fakes[:count]
     chosen = list(metrics) if metrics else default_metrics(count, metadata)
-    check_metrics_apply(chosen, reals.shape[1], metadata)  # before any metric is computed: none is lost
-    if "audio" in chosen:
-        settings = _audio_settings(reals.shape[1], metadata)
-    if "notes" in chosen:
-        notes_config, representation = _notes_settings(metadata)
+    decoding = check_metrics_apply(chosen, reals.shape[1], metadata)  # before any metric: none is lost
     options = options or {}
     bins = options.get("ndb", {}).get("num_bins")
     if "ndb" in chosen and bins is not None:
@@ -203,11 +204,12 @@ def evaluate_metrics(
             values.update(ndb_k(reals, fakes, seed=seed, device=device, **kwargs))
         elif name == "audio":
 
-            values.update(audio_metrics(reals, fakes, settings, seed=seed, device=device, **kwargs))
+            values.update(audio_metrics(reals, fakes, decoding["audio"], seed=seed, device=device, **kwargs))
         elif name == "notes":
 
             from pgsound.metrics.notes import note_metrics
 
+            notes_config, representation = decoding["notes"]
             if tuple(reals.shape[-2:]) != tuple(notes_config.shape):  # a lower level, while growing
                 warnings.warn(f"notes left out: {reals.shape[-2]}x{reals.shape[-1]} pictures are a lower level "
                               f"than the data's {notes_config.shape[0]}x{notes_config.shape[1]}, and only whole "
