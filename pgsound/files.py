@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -17,6 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from pgsound.errors import UserError
+
+# atomic_write's temporary names: hidden, the final name, 12 hex digits, a suffix (".take.wav.0123456789ab.tmp")
+TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.\w+$")
+
+
+def temporary_path(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
+    """The name :func:`atomic_write` writes ``path`` under until it is whole: beside it, hidden, unique."""
+    path = Path(path)
+    return path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}"
+
+
+def remove_temporaries(folder: str | os.PathLike) -> None:
+    """Remove what killed writers left in ``folder``: :func:`atomic_write`'s temporary files, nothing else."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for stale in folder.iterdir():
+            if TEMPORARY_NAME.match(stale.name) and stale.is_file():
+                stale.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -31,7 +50,7 @@ def atomic_write(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not tempfile.mkstemp: it makes the file private (0600). Mode 0666 here is narrowed by the umask, so the
     # file ends with the permissions a plain open() would give it.
-    temp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}"
+    temp = temporary_path(path, suffix)
     try:
         os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except OSError as error:  # a read-only folder: the user asked for path and knows nothing of the temporary name

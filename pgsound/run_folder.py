@@ -28,7 +28,7 @@ from typing import Any
 
 from pgsound.checkpoint import CheckpointError, DamagedCheckpoint, damage, load_checkpoint, save_checkpoint
 from pgsound.errors import MissingFileError, UserError
-from pgsound.files import append_whole, read_jsonl
+from pgsound.files import append_whole, read_jsonl, remove_temporaries
 
 CONFIG = "config.yaml"
 LOG = "log.jsonl"
@@ -65,8 +65,15 @@ def checkpoints_folder(run_dir: str | Path) -> Path:
 
 
 def run_of(checkpoint: str | Path) -> Path:
-    """The run folder a checkpoint of the training loop lies in."""
-    return Path(checkpoint).parent.parent
+    """The run folder a checkpoint of the training loop lies in (``RUN`` of ``RUN/checkpoints/NAME.pt``); for
+    a checkpoint elsewhere (one copied out of its run), its own folder."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent.parent if in_run_folder(checkpoint) else checkpoint.parent
+
+
+def in_run_folder(checkpoint: str | Path) -> bool:
+    """Whether a checkpoint lies in a run's ``checkpoints`` folder, beside the run's log, as training writes it."""
+    return Path(checkpoint).parent.name == CHECKPOINTS
 
 
 def checkpoint_name(images_shown: int, milestone: bool = False) -> str:
@@ -150,16 +157,18 @@ def hold_run_dir(run_dir: str | Path) -> Iterator[None]:
 
     A second process that tries to train the same run is refused with the holder's PID (two resumes of one run
     would write one log twice and race for its checkpoints). Once the lock is held, temporary files that a
-    killed process left behind (a checkpoint half written, say) are removed: nobody else can be writing them.
-    The lock goes with the process, however it ends. (Without ``fcntl``, on Windows, nothing is locked.)
+    killed process left behind (a checkpoint half written, say) are removed: nobody else can be writing them;
+    only :func:`pgsound.files.atomic_write`'s names, never the user's own hidden files. The lock goes with the
+    process, however it ends. (Without ``fcntl``, on Windows, nothing is locked; the temporaries still go.)
     """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
     except ImportError:
+        _remove_temporaries(run_dir)
         yield
         return
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / LOCK, "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -172,14 +181,16 @@ def hold_run_dir(run_dir: str | Path) -> Iterator[None]:
         lock.truncate()
         lock.write(f"{os.getpid()}\n")
         lock.flush()
-        for folder in (run_dir, checkpoints_folder(run_dir), samples_folder(run_dir)):
-            for stale in folder.glob(".*"):  # atomic_write's temporary names start with a dot
-                if stale.is_file() and stale.name != LOCK:
-                    stale.unlink()
+        _remove_temporaries(run_dir)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _remove_temporaries(run_dir: Path) -> None:
+    for folder in (run_dir, checkpoints_folder(run_dir), samples_folder(run_dir)):
+        remove_temporaries(folder)
 
 
 # ---------------------------------------------------------------------- finding and reading

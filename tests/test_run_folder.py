@@ -13,6 +13,7 @@ from pgsound.config import resolve_config
 from pgsound.datasets import ArrayDataset
 from pgsound.device import cpu_model
 from pgsound.errors import UserError
+from pgsound.files import temporary_path
 from pgsound.run_folder import hold_run_dir, read_stretches
 from pgsound.runlog import read_log
 from pgsound.trainer import resume_state, train
@@ -56,10 +57,34 @@ def test_each_stretch_of_a_run_records_its_start_and_machine(tmp_path):
 def test_stale_temporary_files_are_removed_when_a_run_starts(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    stale = run / "checkpoints" / ".ckpt-0000000.016kimg.pt.abc123.tmp"
+    stale = temporary_path(run / "checkpoints" / "ckpt-0000000.016kimg.pt")
     stale.write_bytes(b"half a checkpoint")
+    users = [run / ".gitignore", run / "checkpoints" / ".DS_Store", run / ".notes.v2.txt"]
+    for path in users:  # hidden files of the user's own are not atomic_write's
+        path.write_text("mine")
     train(config(), ArrayDataset.random(16, 1, (8, 8)), run, max_steps=1, progress=False)
     assert not stale.exists() and list((run / "checkpoints").glob("ckpt-*.pt"))
+    assert all(path.read_text() == "mine" for path in users)
+
+
+def test_a_checkpoint_outside_a_run_folder_is_not_resumed_into_its_parents(tmp_path, capsys, monkeypatch):
+    """`--resume ./x.pt` would make the folder above a run folder: refused, and nothing there touched."""
+    from pgsound.cli import main
+    from pgsound.run_folder import run_of
+
+    run = tmp_path / "work" / "run"
+    dataset = ArrayDataset.random(16, 1, (8, 8))
+    train(config(), dataset, run, max_steps=1, progress=False)
+    loose = tmp_path / "work" / "copy.pt"
+    loose.write_bytes(next((run / "checkpoints").glob("ckpt-*.pt")).read_bytes())
+    mine = tmp_path / ".gitignore"
+    mine.write_text("mine")
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["train", "--resume", str(loose), "--data", str(tmp_path / "unused.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a checkpoint in a run's checkpoints/ folder" in err, err
+    assert sorted(tmp_path.rglob("*")) == before and mine.read_text() == "mine"
+    assert run_of(loose) == loose.parent and run_of(run / "checkpoints" / "x.pt") == run
 
 
 def test_a_second_trainer_of_one_run_is_refused_with_the_holders_pid(tmp_path):

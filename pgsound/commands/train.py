@@ -40,7 +40,15 @@ def run(args: argparse.Namespace) -> int:
     from pgsound.device import configure_process
     from pgsound.distributed import init_from_environment
     from pgsound.errors import CommandError
-    from pgsound.run_folder import CONFIG, RunWriteError, new_run_dir, read_checkpoint, run_of
+    from pgsound.run_folder import (
+        CHECKPOINTS,
+        CONFIG,
+        RunWriteError,
+        in_run_folder,
+        new_run_dir,
+        read_checkpoint,
+        run_of,
+    )
     from pgsound.runs import DataSpec
     from pgsound.trainer import TrainingDiverged, new_state, resume_state, train
 
@@ -55,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         if args.preset or args.overrides:
             raise CommandError("--resume continues a run with its saved config; drop --preset and --set")
         saved = read_checkpoint(args.resume, needs=TRAINING_KEYS)  # read once: its data's path, then its state
+        if not in_run_folder(saved.path):  # the run folder is where its log and new checkpoints go
+            raise CommandError(f"--resume {args.resume}: not a checkpoint in a run's {CHECKPOINTS}/ folder, so "
+                               f"there is no run to continue; put it in a {CHECKPOINTS}/ folder of its own "
+                               f"(RUN/{CHECKPOINTS}/{saved.path.name}) and resume RUN")
         data_path = args.data or DataSpec.from_dict(saved.state["data"]).locate()
         if not data_path:
             raise CommandError("this checkpoint does not record its dataset path: pass --data")
