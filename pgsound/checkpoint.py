@@ -153,6 +153,9 @@ def load_checkpoint(
     if state.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {state.get('version')}, this pgsound reads {VERSION}")
     missing = [key for key in needs if key not in state]
+    if missing == ["G"]:
+        raise CheckpointError(f"{path} lacks G: its raw generator cannot be sampled (a shipped run holds only the "
+                              f"EMA generator Gs)")
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}: it cannot be "
                               f"{'resumed' if 'opt_g' in needs else 'sampled'} (a shipped run can only be sampled)")

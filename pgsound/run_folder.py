@@ -140,7 +140,7 @@ def new_run_dir(root: str | Path, name: str) -> Path:
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.name.split("-")[0]) for p in root.iterdir() if p.is_dir() and p.name[:5].isdigit()]
+    numbers = [int(match[1]) for p in root.iterdir() if p.is_dir() and (match := re.match(r"(\d+)-", p.name))]
     number = max(numbers, default=-1) + 1
     while True:
         path = root / f"{number:05d}-{name}"

@@ -204,7 +204,7 @@ def load_generator(
     (book: chapter 10, Loading a trained run)
     """
 
-    saved = read_checkpoint(checkpoint, needs=GENERATOR_KEYS)
+    saved = read_checkpoint(checkpoint, needs=GENERATOR_KEYS if use_ema else (*GENERATOR_KEYS, "G"))
     path, state = saved.path, saved.state
     config = TrainConfig.from_dict(state["config"])
     data = DataSpec.from_dict(state["data"])

@@ -130,8 +130,10 @@ def load_spectrogram(path: str | os.PathLike) -> SpectrogramFile:
             raise MissingFileError(f"{path}: its settings file {sidecar.name} is missing (written next to it)")
         try:
             frames = np.load(path, allow_pickle=False)
-        except ValueError as error:
+        except (ValueError, EOFError) as error:  # EOFError: an empty file
             raise UserError(f"{path}: not a readable .npy array ({error})") from None
+        if not isinstance(frames, np.ndarray):  # a .npz archive renamed to .npy
+            raise UserError(f"{path}: not a .npy array but an archive of several ({type(frames).__name__})")
         frames = frames[None] if frames.ndim == 2 else frames
         if frames.ndim != 3 or not np.issubdtype(frames.dtype, np.floating):
             raise UserError(f"{path}: expected float pictures (N, bins, frames), got {frames.dtype} {frames.shape}")

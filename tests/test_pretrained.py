@@ -128,3 +128,10 @@ def test_a_shipped_run_recipe_runs_at_smoke_size(name, tmp_path):
             small += ["--out", str(tmp_path / "runs")]
         assert main(small) == 0, small
     assert list((tmp_path / "runs").glob("*/checkpoints/*.pt"))
+
+
+def test_raw_generator_of_a_shipped_run_is_one_line(tmp_path, capsys):
+    assert main(["generate", "--pretrained", "shapes-cpu", "--raw", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lacks G: its raw generator cannot be sampled" in err, err
+    assert not (tmp_path / "out").exists()

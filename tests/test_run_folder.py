@@ -122,3 +122,15 @@ def test_only_the_run_folder_module_knows_the_checkpoint_folder_and_names():
              for path in sorted(package.rglob("*.py")) if path.name != "run_folder.py"
              for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert not found, "\n".join(found)
+
+
+def test_a_new_run_takes_the_next_number_past_folders_of_other_names(tmp_path):
+    from pgsound.run_folder import new_run_dir
+
+    for name in ("00003-old", "00012_copy", "00007 (copy)", "notes", "123456-long"):
+        (tmp_path / name).mkdir()
+    first = new_run_dir(tmp_path, "piano")
+    assert first.name == "123457-piano"
+    for folder in (first, tmp_path / "123456-long"):
+        folder.rmdir()
+    assert new_run_dir(tmp_path, "piano").name == "00004-piano"

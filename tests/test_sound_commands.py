@@ -85,6 +85,15 @@ def test_errors_name_the_file(tmp_path, recording, capsys):
     np.save(tmp_path / "lonely.npy", np.zeros((1, 64, 64), np.float32))
     assert main(["invert", str(tmp_path / "lonely.npy"), "-o", str(tmp_path / "x.wav")]) == 2
     assert "lonely.npy: its settings file lonely.json is missing" in capsys.readouterr().err
+    (tmp_path / "empty.npy").write_bytes(b"")
+    np.savez(tmp_path / "archive.npz", frames=np.zeros((1, 64, 64), np.float32))
+    (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
+    for name, expected in (("empty", "empty.npy: not a readable .npy array (No data left in file)"),
+                           ("archive", "archive.npy: not a .npy array but an archive of several (NpzFile)")):
+        (tmp_path / f"{name}.json").write_text("{}")
+        assert main(["invert", str(tmp_path / f"{name}.npy"), "-o", str(tmp_path / "x.wav")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err, err
     assert main(["invert", str(path), "-o", str(tmp_path / "x.wav")]) == 2
     assert "expected a .png or .npy spectrogram" in capsys.readouterr().err
     assert main(["spectrogram", str(path), "-o", str(tmp_path / "x.png"), "--size", "64by64"]) == 2
