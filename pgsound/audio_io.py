@@ -86,16 +86,19 @@ def load_audio(
 
     Channels are averaged; the audio is resampled with librosa (soxr, high quality) when the file's rate
     differs. Raises ``FileNotFoundError`` for a missing file and :class:`AudioError` (a ``ValueError``) naming the
-    file for one that is empty, cannot be decoded, holds NaN/Inf samples, is shorter than ``min_seconds``, or is
-    silent (its peak below ``silence_db`` dB full scale).
+    file for one that cannot be read (permissions, an I/O error), is empty, cannot be decoded, holds NaN/Inf
+    samples, is shorter than ``min_seconds``, or is silent (its peak below ``silence_db`` dB full scale).
     """
     path = Path(path)
     check_audio_path(path)
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 1:
         raise UserError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
-    cut = wav_truncation(path)
+    try:
+        if path.stat().st_size == 0:
+            raise AudioError(f"{path}: empty file (0 bytes)")
+        cut = wav_truncation(path)
+    except OSError as error:  # no permission, an I/O error of a network drive: this file cannot be used
+        raise AudioError(f"{path}: cannot be read ({error.strerror or error})") from None
     if cut is not None:
         raise AudioError(f"{path}: truncated: {cut}; copy or download it again")
     audio, rate = _decode(path)
@@ -225,7 +228,7 @@ def scan_audio_folder(
     for path in tqdm(files, unit="file", disable=not progress, desc="scan audio"):
         try:
             audio = load_audio(path, sample_rate, min_seconds=min_seconds, silence_db=silence_db)
-        except AudioError as error:
+        except (AudioError, MissingFileError) as error:  # a broken link is listed, and skipped here
             reason = str(error)
             prefix = f"{path}: "
             scan.skipped.append((path, reason[len(prefix) :] if reason.startswith(prefix) else reason))

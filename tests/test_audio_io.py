@@ -115,6 +115,28 @@ def test_scan_skips_bad_files_and_reports_them(tmp_path):
     assert all(f"skipped {p}: {r}" in summary for p, r in scan.skipped)
 
 
+def test_scan_skips_unreadable_files_and_broken_links(tmp_path, monkeypatch):
+    """A file this user may not read, or a link to nothing: skipped and named, the rest of the folder read."""
+    import pgsound.audio_io
+
+    sf.write(tmp_path / "one.wav", tone(440.0, 1.0, 16000), 16000)
+    sf.write(tmp_path / "locked.wav", tone(440.0, 1.0, 16000), 16000)
+    (tmp_path / "gone.flac").symlink_to(tmp_path / "nowhere.flac")
+    check = pgsound.audio_io.wav_truncation
+
+    def no_permission(path):
+        if path.name == "locked.wav":
+            raise PermissionError(13, "Permission denied", str(path))
+        return check(path)
+
+    monkeypatch.setattr(pgsound.audio_io, "wav_truncation", no_permission)
+    scan = scan_audio_folder(tmp_path, 16000)
+    assert [p.name for p, _ in scan.usable] == ["one.wav"]
+    reasons = {p.name: r for p, r in scan.skipped}
+    assert reasons["locked.wav"] == "cannot be read (Permission denied)"
+    assert reasons["gone.flac"].startswith("a broken symbolic link")
+
+
 def test_find_audio_files_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere: no such folder"):
         find_audio_files(tmp_path / "nowhere")

@@ -29,7 +29,7 @@ import numpy as np
 from pgsound.audio_io import AudioError, find_audio_files, load_audio
 from pgsound.datasets.hdf5 import PreparedDataset
 from pgsound.datasets.writer import PROVENANCE_DTYPE, DatasetWriter
-from pgsound.errors import UserError
+from pgsound.errors import MissingFileError, UserError
 from pgsound.representations import channels_of, encode
 from pgsound.spectrogram import SpectrogramConfig, split_audio
 
@@ -154,7 +154,7 @@ def _audio_file_to_frames(
             frames = encode_in_steps(audio, config, representation, np.empty(shape, dtype=dtype))
         else:
             frames = _encode_to_scratch(audio, config, representation, shape, dtype, scratch)
-    except (AudioError, ValueError) as error:
+    except (AudioError, MissingFileError, ValueError) as error:  # skipped, named in the summary
         return path, None, str(error), 0.0
     left_out = 0.0 if first_only else (audio.size - covered_samples(audio.size, count, config)) / config.sample_rate
     return path, frames, "", left_out
