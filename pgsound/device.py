@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import os
 import platform
 import random
@@ -65,6 +66,25 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     return torch.Generator().manual_seed(seed)
+
+
+def restore_generator(generator: torch.Generator, state: torch.Tensor) -> bool:
+    """Give ``generator`` a saved state; returns whether it could take it as it was.
+
+    The CPU's generator (Mersenne Twister) and the GPUs' (Philox) keep states of other sizes, so a state saved on
+    one kind of device does not fit a generator of another: then ``generator`` is seeded from the saved state's
+    bytes instead, the same seed every time, so that a run resumed on another kind of device still draws the
+    same numbers on each try, though not the numbers the uninterrupted run drew (book: chapter 7, Checkpoints).
+    """
+    state = state.detach().cpu()
+    if state.numel() == generator.get_state().numel():
+        try:
+            generator.set_state(state)
+            return True
+        except RuntimeError:  # same size, another generator's layout
+            pass
+    generator.manual_seed(int.from_bytes(hashlib.sha256(state.numpy().tobytes()).digest()[:8], "little"))
+    return False
 
 
 def describe_device(device: torch.device | None = None) -> str:

@@ -3,11 +3,15 @@
 :class:`TrainState` holds G, D, their EMA Gs, both optimizers, the loader of reals, the random streams, the
 count of images shown and the run's :class:`~pgsound.schedule.Schedule`; ``state_dict()`` is exactly what a
 checkpoint stores, with the config and the data spec, so a resumed run is bit-identical to an uninterrupted
-one. ``pgsound.trainer`` steps it and runs the loop (and hands these names on).
+one on the CPU. (On CUDA, cuDNN's benchmark mode, chosen for speed, may pick other convolution algorithms in
+another process: the same run to float rounding. On another kind of device, see
+:func:`pgsound.device.restore_generator`.) ``pgsound.trainer`` steps it and runs the loop (and hands these
+names on).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +23,7 @@ from pgsound.checkpoint import TRAINING_KEYS
 from pgsound.config import TrainConfig
 from pgsound.datasets import LevelLoader
 from pgsound.datasets.protocol import Dataset
-from pgsound.device import default_device
+from pgsound.device import default_device, restore_generator
 from pgsound.distributed import ProcessGroup
 from pgsound.ema import make_ema
 from pgsound.memory import check_fits
@@ -97,12 +101,16 @@ class TrainState:
         self.tick = int(state["tick"])
         self.last_level = float(state["last_level"])
         rng = state["rng"]
-        self.latent_rng.set_state(rng["latent"].cpu())
-        self.penalty_rng.set_state(rng["penalty"].cpu())
-        self.loader.load_state_dict(rng["loader"])
+        exact = [restore_generator(self.latent_rng, rng["latent"]),
+                 restore_generator(self.penalty_rng, rng["penalty"]),
+                 self.loader.load_state_dict(rng["loader"])]
         torch.set_rng_state(rng["torch"].cpu())
         if self.device.type == "cuda" and "cuda" in rng:
             torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
+        if not all(exact):
+            warnings.warn(f"{path or 'this state'} was saved on another kind of device than {self.device.type}: "
+                          f"its random streams restart from seeds drawn from the saved ones, so the run goes on "
+                          f"but does not draw what the uninterrupted run would have", stacklevel=2)
 
 
 def new_state(

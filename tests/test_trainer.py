@@ -58,6 +58,32 @@ def test_exact_resume(shapes_file, tmp_path):
         torch.testing.assert_close(weights(getattr(resumed, name)), weights(getattr(straight, name)), rtol=0, atol=0)
 
 
+def test_a_run_saved_on_a_gpu_resumes_on_the_cpu_the_same_way_each_time(shapes_file, tmp_path):
+    """A GPU's generators keep 16-byte Philox states, a CPU's 5 KB ones: a state saved on CUDA (made here by
+    hand) cannot be set on the CPU, so the streams restart from seeds drawn from it, with a warning, alike on
+    every try."""
+    from pgsound.checkpoint import load_checkpoint, save_checkpoint
+
+    config = tiny_config()
+    train(config, open_shapes(shapes_file), tmp_path / "run", max_steps=2, progress=False)
+    path = latest_checkpoint(tmp_path / "run")
+    state = load_checkpoint(path)
+    philox = torch.arange(16, dtype=torch.uint8)  # the shape of torch.cuda.get_rng_state()
+    state["rng"]["latent"] = state["rng"]["penalty"] = philox
+    state["rng"]["loader"]["flip_generator"] = philox + 1
+    state["rng"]["cuda"] = philox
+    save_checkpoint(state, path)
+    after = []
+    for _ in range(2):
+        dataset = open_shapes(shapes_file)
+        with pytest.warns(UserWarning, match="saved on another kind of device than cpu"):
+            resumed = resume_state(path, dataset)
+        train(resumed.config, dataset, None, state=resumed, max_steps=2, progress=False)
+        after.append(weights(resumed.G))
+    torch.testing.assert_close(after[0], after[1], rtol=0, atol=0)
+    assert torch.isfinite(after[0]).all()
+
+
 def test_growth_reaches_every_level_and_logs(shapes_file, tmp_path):
     config = tiny_config("schedule.total_kimg=0.2", "schedule.lod_training_kimg=0.024",
                          "schedule.lod_transition_kimg=0.024", "schedule.tick_kimg_default=0.024")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pgsound.datasets.protocol import Dataset
+from pgsound.device import restore_generator
 from pgsound.layers import downsample2x, upsample2x
 from pgsound.schedule import level_resolution
 
@@ -148,7 +149,10 @@ class LevelLoader:
         return {"generator": self.generator.get_state(), "flip_generator": self.flip_generator.get_state(),
                 "order": self.order.clone(), "position": self.position}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"].cpu())
-        self.flip_generator.set_state(state["flip_generator"].cpu())
+    def load_state_dict(self, state: dict[str, Any]) -> bool:
+        """Take over a saved order and streams; returns whether the streams fit as saved (see
+        :func:`pgsound.device.restore_generator`: a state saved on another kind of device does not)."""
+        self.generator.set_state(state["generator"].cpu())  # a CPU generator on every device
+        exact = restore_generator(self.flip_generator, state["flip_generator"])
         self._set_order(state["order"].cpu().clone(), int(state["position"]))
+        return exact
