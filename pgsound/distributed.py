@@ -1,7 +1,7 @@
 """Several processes, one model: torchrun and gradient all-reduce (book: chapter 7, The training loop).
 
 Launched by ``torchrun --nproc_per_node N -m pgsound.cli train ...``, each process trains on its share of the
-global minibatch. Gradients are summed across processes after each backward pass (like stylegan2-ada, without
+global minibatch. Gradients are averaged across processes after each backward pass (like stylegan2-ada, without
 wrapping the networks in DistributedDataParallel, which does not support the gradient penalty's double
 backward well); so every process takes the same optimizer step and the weights stay identical. Process 0 alone
 writes checkpoints, logs and samples.

@@ -1,4 +1,5 @@
-"""The losses: WGAN-GP with the drift term as in the paper, and the logistic loss with R1 (book: chapter 3).
+"""The losses: WGAN-GP with the drift term as in the paper (book: chapter 3, The gradient penalty), and, as an
+option outside the paper, chapter 3's non-saturating logistic loss with StyleGAN's R1 penalty on the reals.
 
 WGAN-GP, with D's scores as a critic:
 

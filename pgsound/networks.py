@@ -75,7 +75,8 @@ class GeneratorBase(nn.Module):
         super().__init__()
         self.base_shape = base_shape
         self.channels = channels
-        # The TF port gives the first dense layer gain sqrt(2)/4 (NVIDIA's G_paper); the Theano one sqrt(2).
+        # NVIDIA's G_paper gives the first dense layer gain sqrt(2)/4, to match the Theano original's 4x4
+        # full convolution (fan-in 16 times larger); without first_gain_tf, gain sqrt(2): 4x the scale of either.
         gain = HIDDEN_GAIN / 4 if first_gain_tf else HIDDEN_GAIN
         # One bias per channel, added after the reshape to a map (NVIDIA's apply_bias on the 4x4 map), not one
         # per output unit of the dense layer.

@@ -9,7 +9,9 @@ learning rate, the tick length) is computed from ``images_shown`` alone. That is
 a resumed run only needs the count of images it has shown.
 
 Phases follow NVIDIA's reference code: the base level trains for ``lod_training_kimg``; then every new level
-fades in over ``lod_transition_kimg`` (alpha from 0 to 1) and stabilises for ``lod_training_kimg``.
+fades in over ``lod_transition_kimg`` (alpha from 0 to 1) and stabilises for ``lod_training_kimg``. One
+difference: NVIDIA reads the schedule once per ``minibatch_repeats = 4`` minibatches, this code before every
+step, so alpha rises in steps of one minibatch rather than four (the curve is the same to within 3 minibatches).
 """
 
 from __future__ import annotations

@@ -65,7 +65,9 @@ def draw_labels(state: TrainState, n: int) -> torch.Tensor | None:
     """Labels of random real images for G's fakes (None unless conditional).
 
     As NVIDIA's ``get_random_labels_tf``: G sees each class as often as D does (uniform labels over-ask rare
-    classes, and D's label term then fights the data).
+    classes, and D's label term then fights the data). NVIDIA's G loss draws them so; its D loss gives the fakes
+    the reals' own labels. Here both steps draw: the same distribution, and the D step's fakes do not depend on
+    which reals it drew.
     """
     if not state.config.conditional:
         return None
@@ -154,6 +156,7 @@ def train_step(state: TrainState) -> tuple[Phase, torch.Tensor]:
     rampup_images = state.images_shown
     if config.ema_rampup_from == "level":
         rampup_images -= round(1000 * state.schedule.level_start_kimg(phase.level))
+    # After the G step: Gs follows the newest G (NVIDIA updates Gs with the next D step, one G step behind).
     update_ema(state.Gs, state.G, ema_beta_at(config.ema_beta, phase.batch_size, rampup_images, config.ema_rampup))
     state.images_shown += phase.batch_size
     stats = [loss_d, loss_g] + [parts[name] for name in STAT_NAMES[2:]]
