@@ -13,7 +13,9 @@ file reached (:func:`assess_targets`). The commands also regenerate the real dat
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +98,14 @@ def export(checkpoint: str | Path, name: str, record: dict[str, Any], data: str 
     ``record`` is the manifest's account of how the run was made (``commands``, ``commit``, ``wall_seconds``,
     ``machine``, ...); what the checkpoint says (kimg, level, alpha) is added, and so are the metrics of the
     shipped float16 Gs against ``n`` reals of ``data`` (``pgsound evaluate``'s, seeded by ``seed``), and each of
-    ``targets`` (name: limit, see :data:`TARGET_MEASURES`) with what the shipped Gs reached.
+    ``targets`` (name: limit, see :data:`TARGET_MEASURES`) with what the shipped Gs reached. Both files are
+    replaced only at the end: a wrong input, or an error in the minutes of measuring, leaves the shipped run as
+    it was.
     """
     check_target_names(targets or {})  # before any work
+    if not isinstance(record.get("commands"), list):
+        raise UserError("the record needs 'commands': the command lines that made the run (lists of words)")
+    metrics = metric_names(data, n)  # opens the data: a wrong path fails here
     source = checkpoint_path(checkpoint)
     state = load_checkpoint(source, needs=GENERATOR_KEYS)
     slim = {
@@ -106,9 +113,13 @@ def export(checkpoint: str | Path, name: str, record: dict[str, Any], data: str 
         "config": state["config"], "data": state["data"], "images_shown": state["images_shown"],
     }
     folder = Path(folder)
-    target = save_checkpoint(slim, folder / f"{name}.pt")
-    _, run = load_generator(target, device="cpu")
-    measured = evaluate_run(target, data=data, n=n, seed=seed, device="cpu", metrics=metric_names(data, n))
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=f".{name}-") as scratch:
+        staged = save_checkpoint(slim, Path(scratch) / f"{name}.pt")  # measured as shipped: float16
+        _, run = load_generator(staged, device="cpu")
+        measured = evaluate_run(staged, data=data, n=n, seed=seed, device="cpu", metrics=metrics)
+        target = folder / f"{name}.pt"
+        os.replace(staged, target)
     record = {"name": name, **record, "kimg": run.images_shown / 1000, "level": run.phase.level,
               "resolution": run.phase.resolution, "alpha": run.phase.alpha,
               "command_lines": [shlex.join(["pgsound", *c]) for c in record["commands"]],

@@ -82,6 +82,13 @@ def test_targets_by_hand_and_an_unknown_one_refused_before_any_work(tiny_run, tm
     with pytest.raises(UserError, match="unknown target.*swd_ratio: expected swd_over_floor"):
         pretrained.export(run, "bad", {"commands": []}, data=data, folder=tmp_path, targets={"swd_ratio": 2})
     assert not list(tmp_path.iterdir())
+    # A wrong data path or a record without its commands: refused before the shipped files are touched.
+    shipped = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(UserError, match="no dataset at .*typo.h5"):
+        pretrained.export(run, "tiny", {"commands": []}, data=tmp_path / "typo.h5", folder=folder)
+    with pytest.raises(UserError, match="the record needs 'commands'"):
+        pretrained.export(run, "tiny", {"description": "x"}, data=data, folder=folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == shipped
 
 
 def test_an_unknown_name_lists_the_shipped_ones(tiny_run):
