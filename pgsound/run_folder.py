@@ -76,6 +76,11 @@ def in_run_folder(checkpoint: str | Path) -> bool:
     return Path(checkpoint).parent.name == CHECKPOINTS
 
 
+def sample_stem(images_shown: int) -> str:
+    """``fakes-0000012.000kimg``: Gs's samples at a tick's end, named to the image as checkpoints are."""
+    return f"fakes-{images_shown / 1000:010.3f}kimg"
+
+
 def checkpoint_name(images_shown: int, milestone: bool = False) -> str:
     """``ckpt-0000012.000kimg.pt``: images shown to the image, so short runs never write two under one name."""
     return f"{'milestone' if milestone else 'ckpt'}-{images_shown / 1000:010.3f}kimg.pt"

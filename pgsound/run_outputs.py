@@ -16,7 +16,7 @@ import torch
 
 from pgsound.device import describe_machine
 from pgsound.generate import sample
-from pgsound.run_folder import hold_run_dir, last_good, record_stretch, samples_folder, write_checkpoint
+from pgsound.run_folder import hold_run_dir, last_good, record_stretch, sample_stem, samples_folder, write_checkpoint
 from pgsound.runlog import RunLog
 from pgsound.samples import write_sample_set
 from pgsound.train_state import TrainState
@@ -67,8 +67,7 @@ def write_fakes(state: TrainState, run: OpenRun) -> list[Path]:
     """Grid PNG of Gs on the fixed latents (and WAV files for spectrogram data) in the samples folder."""
     phase = state.phase()
     images = sample(state.Gs, run.fixed_latents, phase.level, phase.alpha, run.fixed_labels)
-    stem = f"fakes{state.images_shown // 1000:06d}"
-    return write_sample_set(images, samples_folder(run.path), stem, state.data.metadata,
+    return write_sample_set(images, samples_folder(run.path), sample_stem(state.images_shown), state.data.metadata,
                             grid=state.config.sample_grid, n_iter=state.config.sample_audio_iters)
 
 

@@ -102,7 +102,11 @@ def test_growth_reaches_every_level_and_logs(shapes_file, tmp_path):
             last.level, pytest.approx(last.alpha), last.batch_size, pytest.approx(last.lr))
     assert {"kimg", "level", "alpha", "batch", "loss_d", "loss_g", "penalty", "sec_per_kimg"} <= set(log[-1])
     assert (tmp_path / "run" / "samples" / "reals.png").exists()
-    assert list((tmp_path / "run" / "samples").glob("fakes*.png"))
+    # Ticks of 24 images: each tick's samples under their own name (kimg to the image, as checkpoints)
+    grids = sorted(p.name for p in (tmp_path / "run" / "samples").glob("fakes-*kimg.png"))
+    every = config.samples_every_ticks
+    assert len(grids) == len({r["kimg"] for i, r in enumerate(log, 1) if i % every == 0 or i == len(log)})
+    assert grids[-1] == f"fakes-{log[-1]['kimg']:010.3f}kimg.png"
 
 
 def test_fixed_level_trains_only_that_level(shapes_file, tmp_path):
