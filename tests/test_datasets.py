@@ -197,6 +197,26 @@ def test_not_a_dataset_is_a_clear_error(tmp_path):
         open_dataset(tmp_path / "empty.h5")
 
 
+def test_another_programs_metadata_or_a_damaged_label_file_is_one_error_and_the_file_is_closed(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (4, 1, 4, 4), dtype=np.uint8)
+    foreign = tmp_path / "foreign.h5"
+    write_like_h5tool(foreign, images)
+    with h5py.File(foreign, "a") as f:
+        f.attrs["metadata"] = "created by another tool, v2"
+    with pytest.raises(DatasetError, match="foreign.h5: its 'metadata' attribute is not pgsound's JSON"):
+        open_dataset(foreign)
+    with h5py.File(foreign, "w"):  # only a closed file can be opened for writing again
+        pass
+    labelled = tmp_path / "labelled.h5"
+    write_like_h5tool(labelled, images, labels=np.array([0, 1, 0, 1]))
+    beside = tmp_path / "labelled-labels.npy"
+    beside.write_bytes(beside.read_bytes()[:40])  # cut short
+    with pytest.raises(DatasetError, match="labelled-labels.npy: not a readable label array"):
+        open_dataset(labelled)
+    with h5py.File(labelled, "w"):
+        pass
+
+
 def save_image(path, array):
     from PIL import Image
 

@@ -106,6 +106,14 @@ class PreparedDataset:
             self._file = h5py.File(self.path, "r")
         except OSError as error:
             raise DatasetError(f"{self.path} is not a readable HDF5 dataset: {one_line(error)}") from None
+        try:
+            self._read_structure()
+        except BaseException:  # a refused file is closed at once: Windows cannot replace an open one
+            self._file.close()
+            raise
+
+    def _read_structure(self) -> None:
+        """The levels, their shapes, the metadata and the labels, each checked."""
         attrs = self._file.attrs
         if attrs.get("format") == FORMAT and not attrs.get("complete", False):
             raise DatasetError(f"{self.path} is incomplete: its preparation was interrupted; prepare it again")
@@ -124,13 +132,13 @@ class PreparedDataset:
             if ds.shape != (self.count, self.channels, *shape):
                 raise DatasetError(f"{self.path}: level data{shape[0]}x{shape[1]} has shape {ds.shape}, "
                                    f"expected {(self.count, self.channels, *shape)}")
-        self.metadata: dict[str, Any] = json.loads(attrs["metadata"]) if "metadata" in attrs else {
+        self.metadata: dict[str, Any] = self._read_metadata(attrs) if "metadata" in attrs else {
             "source": "NVIDIA h5tool.py", "count": self.count, "channels": self.channels,
             "resolution": list(self.resolution), "dtype": self.dtype.name,
         }
         self._check_value_range(full)
         self.labels = self._read_labels()
-        self.num_labels = int(self.labels.max()) + 1 if self.labels is not None else 0
+        self.num_labels = int(self.labels.max()) + 1 if self.labels is not None and len(self.labels) else 0
         if "num_labels" in self.metadata:
             self.num_labels = int(self.metadata["num_labels"])
 
@@ -148,6 +156,15 @@ class PreparedDataset:
             raise DatasetError(f"{self.path}: float pictures must be in [-1, 1], but these reach [{low:g}, {high:g}]"
                                f" (uint8 pictures are mapped from [0, 255]; float ones are used as stored)")
 
+    def _read_metadata(self, attrs: Any) -> dict[str, Any]:
+        try:
+            metadata = json.loads(attrs["metadata"])
+        except (TypeError, ValueError) as error:  # another program's attribute of that name
+            raise DatasetError(f"{self.path}: its 'metadata' attribute is not pgsound's JSON ({error})") from None
+        if not isinstance(metadata, dict):
+            raise DatasetError(f"{self.path}: its 'metadata' attribute is not pgsound's JSON object")
+        return metadata
+
     def _read_labels(self) -> np.ndarray | None:
         if "labels" in self._file:
             labels = np.asarray(CheckedLevel(self._file["labels"], self.path)[:], dtype=np.int64)
@@ -155,7 +172,10 @@ class PreparedDataset:
             beside = self.path.with_name(f"{self.path.stem}-labels.npy")
             if not beside.exists():
                 return None
-            onehot = np.load(beside)
+            try:
+                onehot = np.load(beside, allow_pickle=False)
+            except (ValueError, EOFError, OSError) as error:  # cut short, or not a .npy file
+                raise DatasetError(f"{beside}: not a readable label array ({one_line(error)})") from None
             if onehot.ndim != 2 or len(onehot) != self.count:
                 raise DatasetError(f"{beside}: expected one-hot labels of shape ({self.count}, K), got {onehot.shape}")
             labels = onehot.argmax(axis=1).astype(np.int64)
