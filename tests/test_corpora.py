@@ -78,6 +78,18 @@ def test_maestro_catalogue_reads_the_csv_and_both_json_layouts_alike(maestro_fol
     assert read_catalogue(v2).version == "2.0.0"
 
 
+def test_a_catalogue_resaved_by_a_spreadsheet_reads_or_names_the_encoding(maestro_folder, tmp_path, capsys):
+    catalogue = maestro_folder / "maestro-v3.0.0.csv"
+    plain = read_catalogue(maestro_folder).performances
+    text = catalogue.read_text(encoding="utf-8")
+    catalogue.write_text(text, encoding="utf-8-sig")  # "CSV UTF-8": a byte-order mark before the first column
+    assert read_catalogue(maestro_folder).performances == plain
+    catalogue.write_bytes(text.replace("Chopin", "Chopin\u00e9").encode("cp1252"))  # Windows' plain "CSV"
+    assert main(["prepare", "maestro", str(maestro_folder), "-o", str(tmp_path / "x.h5"), *SIZE]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "maestro-v3.0.0.csv: not UTF-8 text" in error and "CSV UTF-8" in error, error
+
+
 def test_maestro_splits_counts_provenance_and_no_leak(maestro_folder, tmp_path):
     from pgsound.audio_io import load_audio
     from pgsound.spectrogram import audio_to_frames

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -83,17 +84,25 @@ def find_catalogue(folder: str | Path) -> Path:
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
-    """The catalogue's rows as dicts, from the CSV or either JSON layout."""
-    if path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as file:
-            reader = csv.DictReader(file)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise UserError(f"{path}: missing column(s) {', '.join(missing)}; a MAESTRO catalogue has "
-                                f"{', '.join(COLUMNS)}")
-            return list(reader)
+    """The catalogue's rows as dicts, from the CSV or either JSON layout.
+
+    UTF-8 with or without a byte-order mark (a spreadsheet's "CSV UTF-8" adds one); another encoding (a
+    spreadsheet's plain "CSV" on Windows) is an error that says which to save as.
+    """
     try:
-        table = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save the catalogue as "
+                        f"UTF-8 (a spreadsheet's \"CSV UTF-8\")") from None
+    if path.suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; a MAESTRO catalogue has "
+                            f"{', '.join(COLUMNS)}")
+        return list(reader)
+    try:
+        table = json.loads(text)
     except json.JSONDecodeError as error:
         raise UserError(f"{path}: not JSON ({error})") from None
     if isinstance(table, list):  # v1 and v2: a list of rows

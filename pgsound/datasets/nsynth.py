@@ -72,9 +72,9 @@ def read_examples(folder: str | Path) -> list[Note]:
     if not path.is_file():
         raise MissingFileError(f"{path}: no such file (an NSynth split folder holds examples.json and audio/)")
     try:
-        table = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path}: not JSON ({error})") from None
+        table = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a byte-order mark an editor added
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: not UTF-8 JSON ({error})") from None
     if not isinstance(table, dict) or not table:
         raise UserError(f"{path}: expected an object mapping note names to their fields")
     notes = []
