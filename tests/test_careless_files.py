@@ -439,7 +439,11 @@ def test_prepare_audio_reports_the_tail_no_picture_covers(tmp_path):
     folder = tmp_path / "takes"
     folder.mkdir()
     noise_wav(folder / "six.wav", 6.0)  # one 4.088 s window; the 1.912 s left is less than half a window
+    left_by_a_kill = tmp_path / ".out.h5.scratch" / ".pictures-abc.npy"  # SIGKILL keeps no finally
+    left_by_a_kill.parent.mkdir()
+    left_by_a_kill.write_bytes(b"x" * 1000)
     dataset, report = prepare_audio(tmp_path / "out.h5", folder, workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5", "takes"]
     assert dataset.count == 1
     ((name, seconds),) = report.left_out
     assert name.endswith("six.wav") and seconds == pytest.approx(6.0 - 65408 / 16000)

@@ -177,7 +177,7 @@ def _encode_to_scratch(
     except OSError as error:
         Path(name).unlink(missing_ok=True)
         size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        raise UserError(f"no room in {scratch} for its {shape[0]} pictures ({size / 2**20:.0f} MiB, held there "
+        raise UserError(f"no room in {Path(scratch).parent} for its {shape[0]} pictures ({size / 2**20:.0f} MiB, held there "
                         f"until they are written): {error.strerror or error}") from None
     except BaseException:
         Path(name).unlink(missing_ok=True)
@@ -229,7 +229,12 @@ def write_recordings(
     started = time.perf_counter()
     report = PreparationReport(writer.path)
     settings, dtype = config.to_dict(), np.dtype(writer.dtype).name
-    scratch = str(writer.tmp_path.parent)  # long recordings' pictures wait on the output's disk, not in memory
+    # Long recordings' pictures wait on the output's disk, not in memory, in a folder of this output's own:
+    # what a killed preparation left there goes when the next one starts.
+    scratch_folder = writer.path.with_name(f".{writer.path.name}.scratch")
+    shutil.rmtree(scratch_folder, ignore_errors=True)
+    scratch_folder.mkdir(parents=True)
+    scratch = str(scratch_folder)
     step = piece_seconds(config)
     workers = max(1, min(workers or os.cpu_count() or 1, len(recordings)))
     with tqdm(total=len(recordings), unit="file", disable=not progress, desc=description) as bar:
@@ -267,6 +272,7 @@ def write_recordings(
                 pool.shutdown(cancel_futures=True)
             for _, item in pending:  # long recordings analysed before an error ended the preparation
                 _remove_scratch(item)
+            shutil.rmtree(scratch_folder, ignore_errors=True)
     if report.images == 0:
         raise UserError(f"no usable audio for {writer.path}:\n" + report.summary())
     writer.metadata["files"] = report.files_used
