@@ -223,7 +223,7 @@ def save_image(path, array):
     Image.fromarray(array).save(path)
 
 
-def test_image_folder_round_trips_and_names_bad_files(tmp_path):
+def test_image_folder_round_trips_and_names_bad_files(tmp_path, monkeypatch):
     rng = np.random.default_rng(4)
     folder = tmp_path / "imgs"
     (folder / "sub").mkdir(parents=True)
@@ -242,8 +242,14 @@ def test_image_folder_round_trips_and_names_bad_files(tmp_path):
     (folder / "odd.png").unlink()
 
     save_image(folder / "zgray.png", rng.integers(0, 256, size=(16, 16), dtype=np.uint8))
+    import pgsound.datasets.images as images_module
+
+    decoded = []
+    read = images_module.read_image
+    monkeypatch.setattr(images_module, "read_image", lambda path: decoded.append(path) or read(path))
     with pytest.raises(ValueError, match=r"zgray\.png: grayscale, expected RGB"):
         prepare_images(tmp_path / "bad.h5", folder)
+    assert decoded == []  # found from the headers, before a picture was decoded or written
     (folder / "zgray.png").unlink()
 
     (folder / "zz.jpg").write_bytes(b"\xff\xd8 truncated")
@@ -367,6 +373,25 @@ def test_a_full_disk_is_a_message_and_leaves_no_partial_file(tmp_path, monkeypat
     error = capsys.readouterr().err
     assert f"no space left on {tmp_path} for shapes.h5" in error and "MiB free" in error
     assert list(tmp_path.iterdir()) == []  # neither the file nor its partial
+
+
+@pytest.mark.parametrize("kind", ["synthetic-piano", "sampled-piano"])
+def test_a_piano_too_large_for_the_disk_is_refused_before_any_sound_is_made(kind, tmp_path, monkeypatch, capsys):
+    import shutil
+    from collections import namedtuple
+
+    import pgsound.datasets.pianos as pianos
+    import pgsound.piano_music as piano_music
+    from pgsound.cli import main
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: namedtuple("usage", "total used free")(2**30, 0, 2**20))
+    for module, name in ((pianos, "piano_dataset"), (piano_music, "render_performance")):
+        monkeypatch.setattr(module, name, lambda *args, **kwargs: pytest.fail("sound was made"))
+    out = tmp_path / "piano.h5"
+    assert main(["prepare", kind, "--minutes", "10", "--size", "128x128", "-o", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"no space left on {tmp_path} for piano.h5: 1 MiB free" in error, error
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_both_kinds_of_dataset_offer_the_dataset_interface(tmp_path):

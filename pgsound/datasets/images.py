@@ -39,6 +39,20 @@ def _is_power_of_two(n: int) -> bool:
     return n >= 1 and n & (n - 1) == 0
 
 
+def image_shape(path: str | Path) -> tuple[int, int, int]:
+    """(C, H, W) that :func:`read_image` will give, from the file's header alone (no pixels decoded)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if image.mode not in _MODES:
+                raise UserError(f"{path}: unsupported image mode {image.mode!r}; expected grayscale or RGB")
+            return _MODES[image.mode][1], image.height, image.width
+    except (UnidentifiedImageError, OSError) as error:
+        raise UserError(f"{path}: not a readable image ({error})") from None
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """One image as uint8 (C, H, W): C = 1 for grayscale, 3 for colour. Unreadable files name themselves."""
     from PIL import Image, UnidentifiedImageError
@@ -65,28 +79,26 @@ def iter_image_folder(
 ) -> tuple[list[Path], tuple[int, int, int], Iterator[np.ndarray]]:
     """Files, the common (C, H, W), and an iterator of uint8 batches (N, C, H, W) in file order.
 
-    The first image sets the size and channel count; its sides must be powers of two. A later image that
-    differs is a ``ValueError`` naming it, raised when the iterator reaches it (nothing is written before:
-    :func:`pgsound.datasets.images.prepare_images` writes atomically).
+    The first image sets the size and channel count; its sides must be powers of two. Every image's header is
+    read first: one of another size or kind, or not an image, is a ``UserError`` naming it before any pixel
+    is decoded or written.
     """
     files = find_images(folder)
-    first = read_image(files[0])
-    c, h, w = first.shape
+    c, h, w = image_shape(files[0])
     if not (_is_power_of_two(h) and _is_power_of_two(w)):
         raise UserError(f"{files[0]}: size {w}x{h} is not a power of two on both sides (e.g. 64x64, 256x256)")
+    kinds = {1: "grayscale", 3: "RGB"}
+    for path in files[1:]:
+        channels, height, width = image_shape(path)
+        if (height, width) != (h, w):
+            raise UserError(f"{path}: size {width}x{height}, expected {w}x{h} like {files[0].name}")
+        if channels != c:
+            raise UserError(f"{path}: {kinds[channels]}, expected {kinds[c]} like {files[0].name}")
 
     def batches() -> Iterator[np.ndarray]:
         batch = []
         for path in files:
-            image = read_image(path)
-            if image.shape[1:] != (h, w):
-                raise UserError(
-                    f"{path}: size {image.shape[2]}x{image.shape[1]}, expected {w}x{h} like {files[0].name}"
-                )
-            if image.shape[0] != c:
-                kinds = {1: "grayscale", 3: "RGB"}
-                raise UserError(f"{path}: {kinds[image.shape[0]]}, expected {kinds[c]} like {files[0].name}")
-            batch.append(image)
+            batch.append(read_image(path))
             if len(batch) == batch_size:
                 yield np.stack(batch)
                 batch = []

@@ -64,6 +64,7 @@ def prepare_synthetic_piano(
     seconds = config.segment_length / config.sample_rate
     channels = channels_of(representation)
     with DatasetWriter(path, config.shape, channels, dtype, metadata, with_labels=True) as writer:
+        writer.check_space(count)  # the whole file, before minutes of synthesis
         with tqdm(total=count, unit="clip", disable=not progress, desc="synthetic piano") as bar:
             for start in range(0, count, chunk):
                 n = min(chunk, count - start)
@@ -117,14 +118,16 @@ def prepare_sampled_piano(
     }
     step = piece_seconds(config)
     writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, settings, with_provenance=True)
-    with writer, tqdm(total=count, unit="picture", disable=not progress, desc="sampled piano") as bar:
-        written = 0
-        for i, performance in enumerate(performances(seed, excerpt_seconds)):
-            audio = render_performance(performance, config.sample_rate, soundfont_path, seed=seed * 1_000_003 + i)
-            pieces = split_audio(audio, config)[: count - written]
-            add_recording(writer, performance.entry(), encode(pieces, config, representation).astype(dtype), step)
-            written += len(pieces)
-            bar.update(len(pieces))
-            if written >= count:
-                break
+    with writer:
+        writer.check_space(count)  # the whole file, before minutes of rendering (and before the bar)
+        with tqdm(total=count, unit="picture", disable=not progress, desc="sampled piano") as bar:
+            written = 0
+            for i, performance in enumerate(performances(seed, excerpt_seconds)):
+                audio = render_performance(performance, config.sample_rate, soundfont_path, seed=seed * 1_000_003 + i)
+                pieces = split_audio(audio, config)[: count - written]
+                add_recording(writer, performance.entry(), encode(pieces, config, representation).astype(dtype), step)
+                written += len(pieces)
+                bar.update(len(pieces))
+                if written >= count:
+                    break
     return PreparedDataset(path)

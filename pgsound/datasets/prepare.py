@@ -177,8 +177,8 @@ def _encode_to_scratch(
     except OSError as error:
         Path(name).unlink(missing_ok=True)
         size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        raise UserError(f"no room in {Path(scratch).parent} for its {shape[0]} pictures ({size / 2**20:.0f} MiB, held there "
-                        f"until they are written): {error.strerror or error}") from None
+        raise UserError(f"no room in {Path(scratch).parent} for its {shape[0]} pictures ({size / 2**20:.0f} MiB, "
+                        f"held there until they are written): {error.strerror or error}") from None
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
