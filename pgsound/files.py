@@ -23,6 +23,23 @@ from pgsound.errors import UserError
 TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.\w+$")
 
 
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries to disk, so that a rename survives a power cut before anything older is
+    deleted (checkpoint rotation). Windows has no such call, and some file systems refuse it: then nothing."""
+    if os.name != "posix":
+        return
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
 def temporary_path(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
     """The name :func:`atomic_write` writes ``path`` under until it is whole: beside it, hidden, unique."""
     path = Path(path)
@@ -60,6 +77,7 @@ def atomic_write(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path
         with open(temp, "rb+") as written:
             os.fsync(written.fileno())
         os.replace(temp, path)
+        _sync_folder(path.parent)
     except OSError as error:
         Path(temp).unlink(missing_ok=True)
         if error.filename not in (None, str(temp)):

@@ -465,3 +465,22 @@ def test_no_room_for_a_long_recordings_scratch_file_skips_it_with_the_reason(tmp
     assert "no usable audio for out.h5" in done.stdout
     assert "long.wav: no room in . for its 11 pictures (0 MiB, held there until they are written): " in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["takes"]
+
+
+def test_a_file_written_atomically_has_its_folder_synced_after_the_rename(tmp_path, monkeypatch):
+    """The rename reaches the disk before anything older is deleted (a checkpoint rotation after a power cut)."""
+    import os
+    import stat
+
+    import pgsound.files as files
+
+    events = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(files.os, "fsync", lambda fd: events.append(
+        "folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file") or fsync(fd))
+    monkeypatch.setattr(files.os, "replace", lambda a, b: events.append("rename") or replace(a, b))
+    with files.atomic_write(tmp_path / "x.txt") as temp:
+        temp.write_text("whole")
+    assert (tmp_path / "x.txt").read_text() == "whole"
+    if os.name == "posix":
+        assert events == ["file", "rename", "folder"]
