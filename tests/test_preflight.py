@@ -16,6 +16,7 @@ import pgsound.trainer as trainer_module
 from pgsound.checkpoint import state_differences
 from pgsound.config import preset_names, resolve_config
 from pgsound.datasets import ArrayDataset, DatasetWriter
+from pgsound.measure import Stopwatch
 from pgsound.plan import PlanError, check_run, run_schedule
 from pgsound.preflight import preflight
 from pgsound.trainer import new_state, resume_state, starts_new_stage, train_step
@@ -482,9 +483,15 @@ def test_preflight_times_no_first_step_at_new_shapes_on_the_cpu(monkeypatch):
 
     monkeypatch.setattr(preflight_module, "train_step", step)
     monkeypatch.setattr(preflight_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    # The step's own stopwatch reads the fake clock too (its default clock is bound when measure is imported).
+    monkeypatch.setattr(preflight_module, "Stopwatch", lambda device: Stopwatch(device, clock=lambda: clock[0]))
     report = preflight(resolve_config("smoke"), ArrayDataset.random(8, 3, (32, 32)), device="cpu",
                        widths="narrow", check_resume=False)
     assert len(report.rows) >= 5 and seen == {0, 1, 2, 3}
     timed = [(r.phase, r.step_seconds) for r in report.rows]
-    assert max(seconds for _, seconds in timed) < FIRST_STEP_S, timed
+    assert all(seconds == pytest.approx(1e-3) for _, seconds in timed), timed  # never a level's first step
+    schedule = resolve_config("smoke").schedule
+    for row in report.rows:  # the phase's steps at the timed step's seconds, in hours
+        assert row.hours == pytest.approx(row.kimg * 1000 / row.minibatch * 1e-3 / 3600)
+        assert row.minibatch == schedule.minibatch_default or row.minibatch in schedule.minibatch.values()
     assert all(row.gflop_per_image > 0 for row in report.rows)  # counted in the warm-up step or the timed one
