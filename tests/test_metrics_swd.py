@@ -54,7 +54,9 @@ def np_reference(reals, fakes, seed, per_image=128):
     for i, shape in enumerate(shapes):
         a = np_descriptors(pyr_r[i], pos_r[i], per_image)
         b = np_descriptors(pyr_f[i], pos_f[i], per_image)
-        directions = S.random_directions(a.shape[1], generator).double().numpy()
+        # NVIDIA's: 4 repeats of 128 Gaussian directions, each normalised to unit length (over the descriptor)
+        gaussian = torch.randn(4, a.shape[1], 128, generator=generator).double().numpy()
+        directions = gaussian / np.linalg.norm(gaussian, axis=1, keepdims=True)
         result[f"swd_{S.level_name(shape)}"] = 1e3 * np_swd(a, b, directions)
     result["swd_avg"] = float(np.mean(list(result.values())))
     return result
