@@ -12,6 +12,7 @@ import torch
 from pgsound.errors import UserError
 from pgsound.metrics import default_metrics, evaluate_metrics
 from pgsound.metrics.ms_ssim import mean_pairwise_ms_ssim
+from pgsound.metrics.ndb import ndb
 from pgsound.metrics.swd import sliced_wasserstein_distance
 from pgsound.spectrogram import SpectrogramConfig
 
@@ -29,7 +30,10 @@ def test_dispatch_gives_the_modules_numbers_as_a_flat_dict():
     # The same numbers as the modules give, on equal counts (the larger side is cut).
     assert values["swd_avg"] == sliced_wasserstein_distance(reals, fakes[:120], seed=3)["swd_avg"]
     assert values["ms_ssim_fake"] == mean_pairwise_ms_ssim(fakes[:120], seed=3)
+    assert values["ms_ssim_real"] == mean_pairwise_ms_ssim(reals, seed=3)
     assert values["ndb_bins"] == 6  # 60 reals make the bins, 10 per bin
+    expected = ndb(reals, fakes[:120], seed=3, num_bins=6)
+    assert (values["ndb_k"], values["ndb_k_real"]) == (expected["ndb_k"], expected["ndb_k_real"])
     assert evaluate_metrics(reals.numpy(), fakes.numpy(), seed=3, device="cpu") == values  # arrays alike, seeded
 
 

@@ -87,6 +87,13 @@ def test_audio_is_not_normalised_and_is_capped():
     np.testing.assert_allclose(loud, [0.0, 0.5, -1.0])  # scaled down by the peak, never clipped
     player = display.audio(clip, sr, max_seconds=0.5)
     assert "audio" in player._repr_html_()
+    import io
+
+    import soundfile as sf
+
+    heard, rate = sf.read(io.BytesIO(player.data), dtype="float32")  # the WAV the page embeds
+    assert rate == sr and heard.shape == (sr // 2,)  # capped at max_seconds
+    assert np.abs(heard).max() == pytest.approx(0.25, abs=2 / 32768)  # not raised to full scale
 
 
 def test_audio_rejects_bad_clips():

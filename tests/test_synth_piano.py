@@ -163,6 +163,14 @@ def test_spectral_statistics_by_hand():
     assert np.argmax(stats["mean_log_spectrum_db"]) == round(1000 * 256 / RATE)
     assert stats["band_db"]["1000-4000"] > stats["band_db"]["0-250"] + 20
     assert compare_spectra(stats, stats)["rms_difference_db"] == 0.0
+    louder = dict(stats, mean_log_spectrum_db=stats["mean_log_spectrum_db"] + 3.0)  # 3 dB more in every bin
+    assert compare_spectra(stats, louder) == pytest.approx({"correlation": 1.0, "rms_difference_db": 3.0})
+    outside = stats["mean_log_spectrum_db"].copy()
+    freqs = stats["frequencies_hz"]
+    outside[(freqs < 50) | (freqs > 7000)] -= 40.0  # only outside the compared band
+    changed = compare_spectra(stats, dict(stats, mean_log_spectrum_db=outside))
+    assert changed == pytest.approx({"correlation": 1.0, "rms_difference_db": 0.0})
+    assert (freqs > 7000).any() and (freqs < 50).any()
     with pytest.raises(ValueError, match=r"expected magnitudes \(N, 128, frames\)"):
         spectral_statistics(np.ones((1, 129, 10)), config)
 
