@@ -113,6 +113,34 @@ def test_generator_fade_in(base_shape):
             assert not torch.allclose(old, grown, atol=1e-3)  # the test would notice a swapped lerp
 
 
+def by_hand_pixel_norm(x):
+    return x / torch.sqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
+
+
+def test_every_generator_block_is_convolution_leaky_relu_then_pixel_norm():
+    """Each block's maps have unit mean square over channels at every pixel, and a block is the paper's
+    composition; the latent is normalised, so its length does not matter."""
+    lrelu = torch.nn.functional.leaky_relu
+    G, _ = small_pair(levels=4)
+    randomise_biases(G)
+    z = torch.randn(5, G.latent_size, device=DEVICE)
+    with torch.no_grad():
+        torch.testing.assert_close(G(z, 3, 1.0), G(3.0 * z, 3, 1.0), rtol=1e-3, atol=1e-4)
+        base = G.blocks[0]
+        x = base.dense(by_hand_pixel_norm(z[:, :, None, None])[:, :, 0, 0]).reshape(5, base.channels, 4, 4)
+        x = by_hand_pixel_norm(lrelu(x + base.bias.reshape(1, -1, 1, 1), 0.2))
+        h = by_hand_pixel_norm(lrelu(base.conv(x), 0.2))
+        torch.testing.assert_close(base(z), h, rtol=1e-4, atol=1e-5)
+        for k in range(1, G.num_levels):
+            block = G.blocks[k]
+            inner = by_hand_pixel_norm(lrelu(block.conv0(upsample2x(h)), 0.2))
+            expected = by_hand_pixel_norm(lrelu(block.conv1(inner), 0.2))
+            h = block(h)
+            torch.testing.assert_close(h, expected, rtol=1e-4, atol=1e-5)
+            mean_square = h.square().mean(dim=1)
+            torch.testing.assert_close(mean_square, torch.ones_like(mean_square), rtol=1e-4, atol=1e-4)
+
+
 def test_generator_alpha_one_ignores_the_old_path():
     G, _ = small_pair(levels=3)
     z = torch.randn(4, G.latent_size, device=DEVICE)
