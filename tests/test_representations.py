@@ -93,3 +93,14 @@ def test_prepared_datasets_carry_their_representation_and_play_back(tmp_path):
     # A lower level, scaled up, plays back too (the networks' samples at 8x8).
     low = torch.from_numpy(dataset.to_float(dataset.images(8, 8)[:1]))
     assert spectrograms_to_audio(low, dataset.metadata["spectrogram"], representation="mag-if").shape == (1, 7936)
+    # A run's sample files decode with the data's representation: the phase from the IF channel, not guessed.
+    import soundfile as sf
+
+    from pgsound.samples import write_sample_set
+
+    write_sample_set(pictures, tmp_path / "samples", "fakes", dataset.metadata, grid=(1, 2))
+    heard = np.stack([sf.read(tmp_path / "samples" / f"fakes-{i:02d}.wav", dtype="float32")[0] for i in range(2)])
+    peak_safe = audio * np.minimum(1.0, 10 ** (-0.1 / 20) / np.abs(audio).max(axis=1, keepdims=True))  # write_wav
+    np.testing.assert_allclose(heard, peak_safe, atol=2 / 32768)
+    guessed = spectrograms_to_audio(pictures[:, :1], dataset.metadata["spectrogram"], representation="magnitude")
+    assert np.abs(heard - guessed).max() > 0.01
