@@ -484,3 +484,25 @@ def test_a_file_written_atomically_has_its_folder_synced_after_the_rename(tmp_pa
     assert (tmp_path / "x.txt").read_text() == "whole"
     if os.name == "posix":
         assert events == ["file", "rename", "folder"]
+
+
+def test_a_folder_too_large_for_the_disk_is_refused_from_its_headers_before_any_analysis(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import pgsound.datasets.prepare as prepare
+    from pgsound.datasets.hdf5 import DatasetError
+
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    for i in range(3):
+        noise_wav(folder / f"take{i}.wav", 10.6 * small_config().segment_seconds, seed=i)  # 11 pictures each
+    (folder / "broken.wav").write_bytes(b"RIFF but nothing else")  # no header to read: counts 0
+    assert prepare.estimated_pictures(sorted(folder.iterdir()), small_config()) == 33
+    bytes_per_picture = 4 * sum(32 * 32 // 4**k for k in range(6))  # float32, every level down to 1x1
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: namedtuple("usage", "total used free")(
+        2**40, 0, 20 * bytes_per_picture))
+    monkeypatch.setattr(prepare, "_audio_file_to_frames", lambda *args: pytest.fail("a file was analysed"))
+    with pytest.raises(DatasetError, match=r"no space left on .* for out.h5: .* needed for the next 33 picture"):
+        prepare.prepare_audio(tmp_path / "out.h5", folder, small_config(), dtype="float32", workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["takes"]

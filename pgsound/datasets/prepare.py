@@ -336,8 +336,24 @@ def prepare_audio(
     metadata = {"source": str(root), **spectrogram_metadata(config, representation)}
     writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, metadata, with_provenance=True)
     with writer:
+        writer.check_space(estimated_pictures(files, config))  # from the headers, before hours of analysis
         report = write_recordings(writer, recordings, config, representation, workers, progress)
     return PreparedDataset(path), report
+
+
+def estimated_pictures(files: list[Path], config: SpectrogramConfig) -> int:
+    """The pictures ``files`` will give, from their headers alone (a file whose header cannot be read counts 0:
+    it is decoded, or skipped, later)."""
+    import soundfile as sf
+
+    total = 0
+    for path in files:
+        try:
+            info = sf.info(str(path))
+        except Exception:  # noqa: BLE001 - any reader failure: no estimate for this file
+            continue
+        total += piece_count(int(info.frames * config.sample_rate / info.samplerate), config)
+    return total
 
 
 def spectrogram_metadata(config: SpectrogramConfig, representation: str) -> dict[str, Any]:
