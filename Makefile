@@ -1,5 +1,6 @@
 # The README's commands. Each one sets up what it needs on a fresh machine that has only Python.
-#   make test                 create .venv (first run), then run the test suite
+#   make test                 create .venv (first run), then run the test suite (two processes at a time)
+#   make test TEST_JOBS=4     four test processes (auto: one per core); TEST_JOBS=1 runs them in this process
 #   make book                 create .venv (first run), execute every chapter (cpu profile), build _build/html
 #                             with every chapter as a notebook and the package's wheel in _build/html/notebooks
 #   make book PROFILE=gpu     the same with the full reproduction profile
@@ -23,6 +24,8 @@ TORCH_BUILD := import torch; cuda = torch.version.cuda; mps = torch.backends.mps
 PROFILE ?= cpu
 # Chapters executed at a time by make book, each kernel with its share of the cores (one GPU runs one at a time).
 JOBS    ?= $(if $(filter gpu,$(PROFILE)),1,2)
+# Test processes at a time (pytest-xdist); conftest.py gives each its share of the cores.
+TEST_JOBS ?= 2
 PY      := $(VENV)/bin/python
 # One execution cache per profile and per PGSOUND_PRETRAINED (the cache knows neither variable).
 CACHE   := _build/.jupyter_cache-$(PROFILE)$(if $(filter 1 true yes TRUE YES True Yes,$(PGSOUND_PRETRAINED)),-pretrained)
@@ -51,7 +54,7 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	@echo "==> running the test suite (unit tests, then every chapter under PGSOUND_PROFILE=smoke)"
-	$(PY) -m pytest -v --durations=15
+	$(PY) -m pytest -v --durations=15 $(if $(filter 1,$(TEST_JOBS)),-p no:xdist,-n $(TEST_JOBS) --dist worksteal)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pgsound tests benchmarks

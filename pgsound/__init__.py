@@ -8,10 +8,11 @@ The package follows the path of the data, one small module per idea (see README.
 """
 
 from pgsound.device import configure_process, default_device, seed_everything
-from pgsound.profile import PROFILES, current_profile, pick
+from pgsound.profile import PROFILES, current_profile, pick, work_folder
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "PROFILES", "configure_process", "current_profile", "default_device", "pick", "seed_everything", "__version__",
+    "PROFILES", "configure_process", "current_profile", "default_device", "pick", "seed_everything", "work_folder",
+    "__version__",
 ]

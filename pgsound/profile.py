@@ -8,12 +8,15 @@
 
 ``PGSOUND_PRETRAINED`` (book: Introduction, "Shipped runs instead of training") is the other switch: set to
 ``1``, every chapter that only needs a trained generator loads a run shipped with the package
-(``pgsound.pretrained``) instead of training one, under any profile.
+(``pgsound.pretrained``) instead of training one, under any profile. ``PGSOUND_RUNS`` names the folder where
+the chapters keep their data and runs (:func:`work_folder`).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from typing import TypeVar
 
 from pgsound.errors import UserError
@@ -24,6 +27,7 @@ ENV_VAR = "PGSOUND_PROFILE"
 PRETRAINED_VAR = "PGSOUND_PRETRAINED"
 TRUE_VALUES: tuple[str, ...] = ("1", "true", "yes")
 FALSE_VALUES: tuple[str, ...] = ("", "0", "false", "no")
+RUNS_VAR = "PGSOUND_RUNS"
 
 T = TypeVar("T")
 
@@ -68,3 +72,27 @@ def pick(*, smoke: T, cpu: T, gpu: T, profile: str | None = None) -> T:
     if name not in PROFILES:
         raise UserError(f"profile {name!r} is not one of {', '.join(PROFILES)}")
     return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[name]
+
+
+# The temporary folders work_folder handed out, kept alive so that each is deleted when the process exits.
+_TEMPORARY_FOLDERS: list[tempfile.TemporaryDirectory] = []
+
+
+def work_folder(chapter: str) -> Path:
+    """Where a chapter keeps its data and runs (book: Introduction, "Profiles: how big a chapter runs").
+
+    ``PGSOUND_RUNS`` when it names a folder (created if missing; kept, so that a second run of the chapter
+    finds its data and a later chapter its runs); otherwise a new temporary folder named after ``chapter``
+    (``pgsound-ch5-...``) that is deleted when the Python process, the notebook's kernel, exits.
+    """
+    named = os.environ.get(RUNS_VAR, "").strip()
+    if named:
+        folder = Path(named).expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"{RUNS_VAR}={named!r}: cannot create that folder ({error.strerror or error})") from None
+        return folder
+    temporary = tempfile.TemporaryDirectory(prefix=f"pgsound-{chapter}-", ignore_cleanup_errors=True)
+    _TEMPORARY_FOLDERS.append(temporary)
+    return Path(temporary.name)

@@ -8,6 +8,13 @@ import pytest
 
 os.environ.setdefault("PGSOUND_PROFILE", "smoke")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Under pytest-xdist (make test runs two processes) each process takes its share of the cores, it and the
+# kernels and commands it starts: two processes of two threads each on two cores spin-wait on each other.
+# Set before torch is imported, which reads it once.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -124,10 +124,11 @@ def test_griffin_lim_history_seed_and_shapes():
     other = griffin_lim(magnitude, CONFIG, n_iter=20, seed=2, device="cpu")
     assert not np.allclose(audio, other)
     # The CPU thread setting is borrowed and given back.
+    threads = torch.get_num_threads()
     torch.set_num_threads(2)
     griffin_lim(magnitude, CONFIG, n_iter=1, device="cpu")
     assert torch.get_num_threads() == 2
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     # Batched in chunks gives the same as all at once.
     batch = np.stack([magnitude, magnitude * 0.5, magnitude * 2.0])
     chunked = griffin_lim(batch, CONFIG, n_iter=5, init="pghi", device="cpu", batch_size=2)

@@ -7,6 +7,7 @@ import os
 
 from pgsound.commands.options import add_device_option, check_output, chosen_device, number
 from pgsound.config import preset_names
+from pgsound.profile import RUNS_VAR
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--preset", help=f"preset name ({', '.join(preset_names())})")
     parser.add_argument("--data", help="prepared dataset (.h5) from 'pgsound prepare'")
-    parser.add_argument("-o", "--out", default=os.environ.get("PGSOUND_RUNS", "runs"), help="folder for run folders")
+    parser.add_argument("-o", "--out", default=os.environ.get(RUNS_VAR, "runs"), help="folder for run folders")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set g.fmap_max=256 (repeatable)")
     parser.add_argument("--resume", metavar="RUN", help="run folder or checkpoint file to continue")
