@@ -503,6 +503,6 @@ def test_a_folder_too_large_for_the_disk_is_refused_from_its_headers_before_any_
     monkeypatch.setattr(shutil, "disk_usage", lambda path: namedtuple("usage", "total used free")(
         2**40, 0, 20 * bytes_per_picture))
     monkeypatch.setattr(prepare, "_audio_file_to_frames", lambda *args: pytest.fail("a file was analysed"))
-    with pytest.raises(DatasetError, match=r"no space left on .* for out.h5: .* needed for the next 33 picture"):
+    with pytest.raises(DatasetError, match=r"no space left on .* for out.h5: .* needed for 33 more picture"):
         prepare.prepare_audio(tmp_path / "out.h5", folder, small_config(), dtype="float32", workers=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["takes"]

@@ -375,6 +375,31 @@ def test_a_full_disk_is_a_message_and_leaves_no_partial_file(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []  # neither the file nor its partial
 
 
+def test_files_on_one_disk_add_up_and_a_folder_to_be_made_counts_its_parents_disk(tmp_path, monkeypatch):
+    """Two files that each fit but not together are refused, naming both; nothing is created by asking."""
+    import shutil
+    from collections import namedtuple
+
+    from pgsound.datasets.writer import DISK_MARGIN_BYTES, DatasetError, DatasetWriter, check_disk_space
+
+    a = DatasetWriter(tmp_path / "new" / "deeper" / "a.h5", (32, 32), 1)
+    b = DatasetWriter(tmp_path / "new" / "b.h5", (32, 32), 1)
+    one_file = 100 * a.bytes_per_image() + DISK_MARGIN_BYTES
+    asked = []
+
+    def disk_usage(path):
+        asked.append(path)
+        return namedtuple("usage", "total used free")(2**40, 0, one_file + 1)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    check_disk_space([(a, 100)])
+    check_disk_space([(b, 100)])
+    with pytest.raises(DatasetError, match=r"^no space left on .* for a.h5, b.h5: 4 MiB free, 8 MiB needed for 200 "
+                                           r"more picture\(s\); nothing was kept, free some space"):
+        check_disk_space([(a, 100), (b, 100)])
+    assert set(asked) == {tmp_path} and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("kind", ["synthetic-piano", "sampled-piano"])
 def test_a_piano_too_large_for_the_disk_is_refused_before_any_sound_is_made(kind, tmp_path, monkeypatch, capsys):
     import shutil

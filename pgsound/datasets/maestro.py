@@ -26,12 +26,11 @@ from pgsound.datasets.hdf5 import PreparedDataset
 from pgsound.datasets.prepare import (
     PreparationReport,
     Recording,
-    check_room,
     piece_seconds,
     spectrogram_metadata,
     write_recordings,
 )
-from pgsound.datasets.writer import DatasetWriter
+from pgsound.datasets.writer import DatasetWriter, check_disk_space
 from pgsound.errors import MissingFileError, UserError
 from pgsound.representations import channels_of
 from pgsound.spectrogram import SpectrogramConfig
@@ -263,7 +262,7 @@ def prepare_maestro(
         writers[s] = DatasetWriter(paths[s], config.shape, channels_of(representation), dtype, metadata,
                                    with_provenance=True)
     pictures = {s: sum(int(np.ceil(p.duration / piece_seconds(config))) for p in chosen[s]) for s in splits}
-    check_room(writers, pictures)
+    check_disk_space([(writers[s], pictures[s]) for s in splits], "use --max-hours, --dtype float16 or another -o")
     results = []
     for s, writer in writers.items():
         recordings = [Recording(Path(folder) / p.audio_filename, entry=p.entry()) for p in chosen[s]]

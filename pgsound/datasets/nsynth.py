@@ -19,11 +19,10 @@ from pgsound.datasets.hdf5 import PreparedDataset
 from pgsound.datasets.prepare import (
     PreparationReport,
     Recording,
-    check_room,
     spectrogram_metadata,
     write_recordings,
 )
-from pgsound.datasets.writer import DatasetWriter
+from pgsound.datasets.writer import DatasetWriter, check_disk_space
 from pgsound.errors import MissingFileError, UserError
 from pgsound.representations import channels_of
 from pgsound.spectrogram import SpectrogramConfig
@@ -211,7 +210,7 @@ def prepare_nsynth(
     }
     writer = DatasetWriter(out, config.shape, channels_of(representation), dtype, metadata, with_labels=True,
                            with_provenance=True)
-    check_room({"nsynth": writer}, {"nsynth": len(notes)})
+    check_disk_space([(writer, len(notes))], "use fewer --families, --sources or --pitch, or another -o")
     recordings = [Recording(folder / "audio" / f"{n.name}.wav", label_of(n), n.entry()) for n in notes]
     with writer:
         report = write_recordings(writer, recordings, config, representation, workers, progress,

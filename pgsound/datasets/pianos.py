@@ -11,7 +11,7 @@ import numpy as np
 from pgsound.config import check_seed
 from pgsound.datasets.hdf5 import PreparedDataset
 from pgsound.datasets.prepare import add_recording, piece_seconds, spectrogram_metadata
-from pgsound.datasets.writer import DatasetWriter
+from pgsound.datasets.writer import DatasetWriter, check_disk_space
 from pgsound.errors import UserError
 from pgsound.representations import channels_of, encode
 from pgsound.spectrogram import SpectrogramConfig, split_audio
@@ -64,7 +64,7 @@ def prepare_synthetic_piano(
     seconds = config.segment_length / config.sample_rate
     channels = channels_of(representation)
     with DatasetWriter(path, config.shape, channels, dtype, metadata, with_labels=True) as writer:
-        writer.check_space(count)  # the whole file, before minutes of synthesis
+        check_disk_space([(writer, count)])  # the whole file, before minutes of synthesis
         with tqdm(total=count, unit="clip", disable=not progress, desc="synthetic piano") as bar:
             for start in range(0, count, chunk):
                 n = min(chunk, count - start)
@@ -119,7 +119,7 @@ def prepare_sampled_piano(
     step = piece_seconds(config)
     writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, settings, with_provenance=True)
     with writer:
-        writer.check_space(count)  # the whole file, before minutes of rendering (and before the bar)
+        check_disk_space([(writer, count)])  # the whole file, before minutes of rendering (and the bar)
         with tqdm(total=count, unit="picture", disable=not progress, desc="sampled piano") as bar:
             written = 0
             for i, performance in enumerate(performances(seed, excerpt_seconds)):

@@ -28,7 +28,7 @@ import numpy as np
 
 from pgsound.audio_io import AudioError, find_audio_files, load_audio
 from pgsound.datasets.hdf5 import PreparedDataset
-from pgsound.datasets.writer import PROVENANCE_DTYPE, DatasetWriter
+from pgsound.datasets.writer import PROVENANCE_DTYPE, DatasetWriter, check_disk_space
 from pgsound.errors import MissingFileError, UserError
 from pgsound.representations import channels_of, encode
 from pgsound.spectrogram import SpectrogramConfig, split_audio
@@ -336,7 +336,7 @@ def prepare_audio(
     metadata = {"source": str(root), **spectrogram_metadata(config, representation)}
     writer = DatasetWriter(path, config.shape, channels_of(representation), dtype, metadata, with_provenance=True)
     with writer:
-        writer.check_space(estimated_pictures(files, config))  # from the headers, before hours of analysis
+        check_disk_space([(writer, estimated_pictures(files, config))])  # from the headers, before hours of work
         report = write_recordings(writer, recordings, config, representation, workers, progress)
     return PreparedDataset(path), report
 
@@ -362,23 +362,3 @@ def spectrogram_metadata(config: SpectrogramConfig, representation: str) -> dict
         "spectrogram": config.to_dict(), "representation": representation,
         "value_mapping": f"log magnitude in dB, [{config.floor_db}, {config.ceiling_db}] -> [-1, 1]",
     }
-
-
-# ---- MAESTRO and NSynth ----------------------------------------------------------------------------------------
-
-
-def check_room(writers: dict[str, DatasetWriter], pictures: dict[str, int]) -> None:
-    """Refuse at the start when the files to be written would not fit (writers sharing a disk add up)."""
-    needed: dict[int, tuple[Path, int]] = {}
-    for s, writer in writers.items():
-        folder = writer.path.resolve().parent
-        folder.mkdir(parents=True, exist_ok=True)
-        device = folder.stat().st_dev
-        _, total = needed.get(device, (folder, 0))
-        needed[device] = (folder, total + pictures[s] * writer.bytes_per_image())
-    for folder, total in needed.values():
-        free = shutil.disk_usage(folder).free
-        if free < total:
-            raise UserError(f"no space on {folder}: the prepared data will need about {total / 2**30:.1f} GiB, "
-                            f"{free / 2**30:.1f} GiB are free (use --max-hours, --dtype float16 or another -o)")
-

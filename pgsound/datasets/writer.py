@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -110,27 +111,13 @@ class DatasetWriter:
         """Stored bytes of one image at every level together."""
         return sum(self.channels * h * w for h, w in self.shapes) * np.dtype(self.dtype).itemsize
 
-    def check_space(self, images: int) -> None:
-        """Refuse, before writing, ``images`` more images that the disk cannot hold (a DatasetError naming it).
-
-        HDF5 buffers its writes and, on a full disk, reports the failure only when it frees its buffers
-        (and may crash the process then); asking first keeps the failure a message and lets the partial file
-        be removed. The file is flushed first so that the free space counts everything written so far.
-        """
+    def flush(self) -> None:
+        """Hand HDF5's buffered writes to the disk (a DatasetError naming the file when it cannot)."""
         if self._file is not None:
             try:
                 self._file.flush()
             except OSError as error:
                 raise DatasetError(f"cannot write {self.tmp_path} (for {self.path}): {one_line(error)}") from None
-        folder = self.tmp_path.parent
-        needed = images * self.bytes_per_image() + DISK_MARGIN_BYTES
-        free = shutil.disk_usage(folder).free
-        if free < needed:
-            raise DatasetError(
-                f"no space left on {folder} for {self.path.name}: {free / 2**20:.0f} MiB free, "
-                f"{needed / 2**20:.0f} MiB needed for the next {images} picture(s); nothing was kept, "
-                f"free some space or write elsewhere with -o"
-            )
 
     def add(self, images: np.ndarray, labels: np.ndarray | None = None,
             provenance: np.ndarray | None = None) -> None:
@@ -150,7 +137,7 @@ class DatasetWriter:
             raise ValueError("provenance must be given with every batch, or never" if self.with_provenance else
                              "this writer was created without provenance")
         n = len(images)
-        self.check_space(n)
+        check_disk_space([(self, n)])
         try:
             level = images
             for i, (h, w) in enumerate(self.shapes):
@@ -196,3 +183,33 @@ class DatasetWriter:
                 self._file.close()
             if not replaced:
                 self.tmp_path.unlink(missing_ok=True)
+
+
+def check_disk_space(pictures: Iterable[tuple[DatasetWriter, int]],
+                     advice: str = "free some space or write elsewhere with -o") -> None:
+    """Refuse, before writing, pictures that the disk cannot hold: a DatasetError naming the folder and the files.
+
+    ``pictures`` pairs each writer with the count of pictures it is about to write: a preparation's whole count
+    before its work starts (files on one disk add up, MAESTRO's splits), and :meth:`DatasetWriter.add` each
+    batch. HDF5 buffers its writes and, on a full disk, reports the failure only when it frees its buffers (and
+    may crash the process then); asking first keeps the failure a message and lets the partial files be removed.
+    Open files are flushed first, so that the free space counts everything written so far.
+    """
+    disks: dict[int, tuple[Path, list[str], int, int]] = {}
+    for writer, count in pictures:
+        writer.flush()
+        folder = writer.path.parent.resolve()
+        while not folder.exists():  # a folder the writer will create: its disk is its nearest existing parent's
+            folder = folder.parent
+        where, names, total, needed = disks.get(folder.stat().st_dev, (folder, [], 0, 0))
+        disks[folder.stat().st_dev] = (where, [*names, writer.path.name], total + count,
+                                       needed + count * writer.bytes_per_image() + DISK_MARGIN_BYTES)
+    for folder, names, total, needed in disks.values():
+        free = shutil.disk_usage(folder).free
+        if free < needed:
+            raise DatasetError(f"no space left on {folder} for {', '.join(names)}: {_size(free)} free, "
+                               f"{_size(needed)} needed for {total} more picture(s); nothing was kept, {advice}")
+
+
+def _size(size_bytes: int) -> str:
+    return f"{size_bytes / 2**30:.1f} GiB" if size_bytes >= 2**30 else f"{size_bytes / 2**20:.0f} MiB"
