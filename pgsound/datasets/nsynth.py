@@ -210,7 +210,7 @@ def prepare_nsynth(
     }
     writer = DatasetWriter(out, config.shape, channels_of(representation), dtype, metadata, with_labels=True,
                            with_provenance=True)
-    check_disk_space([(writer, len(notes))], "use fewer --families, --sources or --pitch, or another -o")
+    check_disk_space([(writer, len(notes))], "use fewer --families or --sources, a narrower --pitch, or another -o")
     recordings = [Recording(folder / "audio" / f"{n.name}.wav", label_of(n), n.entry()) for n in notes]
     with writer:
         report = write_recordings(writer, recordings, config, representation, workers, progress,
