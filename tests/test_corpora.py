@@ -266,6 +266,20 @@ def test_maestro_refuses_at_the_start_when_the_splits_would_not_fit(maestro_fold
     assert list(tmp_path.glob("*.h5")) == [] and list(tmp_path.glob(".*partial")) == []
 
 
+def test_nsynth_refuses_at_the_start_when_its_notes_would_not_fit(nsynth_folder, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import pgsound.datasets.prepare as prepare
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: namedtuple("u", "total used free")(2**30, 0, 1000))
+    monkeypatch.setattr(prepare, "_audio_file_to_frames", lambda *args: pytest.fail("a note was analysed"))
+    with pytest.raises(UserError, match=r"no space left on .* for n.h5: 0 MiB free, .* needed for \d+ more "
+                                        r"picture\(s\); nothing was kept, use fewer --families"):
+        prepare_nsynth(tmp_path / "n.h5", nsynth_folder, CONFIG, workers=1)
+    assert list(tmp_path.glob("*.h5")) == [] and list(tmp_path.glob(".*partial")) == []
+
+
 def test_a_run_trained_on_maestro_train_is_evaluated_on_its_test_split(maestro_folder, tmp_path, capsys):
     """Evaluation on held-out data is what the splits are for; resuming on it is still refused."""
     out = tmp_path / "maestro.h5"
