@@ -17,6 +17,6 @@ OMP_NUM_THREADS=2 .venv/bin/python benchmarks/ship_run.py "$RUN" piano-cpu-long 
   --description "The piano-cpu preset with schedule.total_kimg=300 on 10 minutes of the sampled piano's music \
 (prepare sampled-piano), shipped at its checkpoint of $KIMG kimg (the rest of its schedule was not trained): the \
 long run chapter 9 plays beside piano-cpu. Trained on one 2-core AMD EPYC, 2 threads at nice 10, in $STRETCHES \
-stretches resumed with --resume, begun at 3c75c0a and continued at 65dec17, db625d2, ecdad98, ca8385f, 2fc9e29 \
-and later commits (the run's stretches.jsonl). Wall time is the ticks' time less the pauses (SIGSTOP) while tests ran \
+stretches resumed with --resume, begun at 3c75c0a and continued at 65dec17, db625d2, ecdad98, ca8385f, 2fc9e29, 9a5416b \
+and 0e7c75c (the run's stretches.jsonl). Wall time is the ticks' time less the pauses (SIGSTOP) while tests ran \
 on the same 2 cores; it includes the times tests that shared the cores slowed it."
